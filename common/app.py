@@ -1,0 +1,198 @@
+"""The app factory every service uses: errors, request ids, auth, size limits, probes, metrics, OpenAPI."""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import re
+import time
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from flask import Flask, Response, current_app, g, jsonify, request
+from pydantic import BaseModel, ConfigDict
+from werkzeug.exceptions import HTTPException
+
+from common.errors import ApiError, PayloadTooLarge, Unauthorized, error_body
+from common.lifecycle import ModelEngine
+from common.log import configure_logging
+from common.metrics import ServiceMetrics
+from common.openapi import ApiBlueprint, OpenAPIDocument
+from common.settings import ServiceSettings
+
+log = logging.getLogger("suite.http")
+
+OPEN_ENDPOINTS = frozenset({"kit.health", "kit.healthz", "kit.readyz"})
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+_HTTP_ERROR_TYPES = {404: "not_found_error", 405: "invalid_request_error", 413: "invalid_request_error"}
+
+
+@dataclass
+class ServiceContext:
+    """What the kit keeps per app, reachable as ``current_app.extensions["suite"]``."""
+
+    name: str
+    settings: ServiceSettings
+    engine: ModelEngine
+    metrics: ServiceMetrics
+    openapi: OpenAPIDocument
+
+
+def service_context() -> ServiceContext:
+    """The current app's :class:`ServiceContext`."""
+    return current_app.extensions["suite"]
+
+
+class HealthResponse(BaseModel):
+    """``status`` is ``ok`` when ready, else ``loading``/``failed``/``degraded``; plus model facts."""
+
+    model_config = ConfigDict(extra="allow")
+    status: str
+
+
+class ProbeResponse(BaseModel):
+    """Liveness/readiness answer."""
+
+    status: str
+
+
+kit = ApiBlueprint("kit", __name__)
+
+
+@kit.api("/health", summary="Service health and the models it serves", response=HealthResponse,
+         errors=(), open=True, tags=("probes",))
+def health() -> tuple[Response, int]:
+    """Seed-compatible health: ``{"status": "ok", ...}`` once models are loaded."""
+    engine = service_context().engine
+    status = engine.status
+    body: dict[str, Any] = {"status": "ok" if status == "ready" else status, **engine.describe()}
+    if engine.load_error:
+        body["error"] = engine.load_error
+    return jsonify(body), 200 if status == "ready" else 503
+
+
+@kit.api("/healthz", summary="Liveness: the process answers", response=ProbeResponse, errors=(),
+         open=True, tags=("probes",))
+def healthz() -> Response:
+    """Always 200 while the process serves HTTP."""
+    return jsonify(status="alive")
+
+
+@kit.api("/readyz", summary="Readiness: 200 once models are loaded and workers alive",
+         response=ProbeResponse, errors=(), open=True, tags=("probes",))
+def readyz() -> tuple[Response, int]:
+    """200 when the engine can serve, else 503 with the reason."""
+    status = service_context().engine.status
+    return jsonify(status=status), 200 if status == "ready" else 503
+
+
+@kit.api("/metrics", summary="Prometheus metrics", response_content_type="text/plain",
+         response_schema={"type": "string"}, errors=(), tags=("probes",))
+def metrics() -> Response:
+    """Prometheus text format."""
+    return Response(service_context().metrics.render(), mimetype="text/plain; version=0.0.4")
+
+
+@kit.api("/openapi.json", summary="This document", response_schema={"type": "object"}, errors=(),
+         tags=("probes",))
+def openapi() -> Response:
+    """The OpenAPI 3.1 description of every route."""
+    ctx = service_context()
+    return jsonify(ctx.openapi.render(auth_enabled=ctx.settings.server.api_key is not None))
+
+
+def create_service_app(
+    name: str,
+    settings: ServiceSettings,
+    engine: ModelEngine,
+    blueprints: Iterable[ApiBlueprint],
+    *,
+    description: str = "",
+    version: str = "0.1.0",
+) -> Flask:
+    """Build a service's Flask app around an engine and its route blueprints.
+
+    Args:
+        name: service name, used in metrics and logs.
+        settings: the service's settings (``settings.server`` drives the kit).
+        engine: the model engine; the caller decides when to ``start()`` it.
+        blueprints: the service's routes.
+    """
+    configure_logging(settings.server.log_level)
+    app = Flask(name)
+    app.config["MAX_CONTENT_LENGTH"] = settings.server.max_body_bytes
+    document = OpenAPIDocument(title=f"{name} service", version=version, description=description)
+    app.extensions["suite"] = ServiceContext(name, settings, engine, ServiceMetrics(name), document)
+    for blueprint in (kit, *blueprints):
+        app.register_blueprint(blueprint)
+        document.operations.extend(blueprint.operations)
+    app.before_request(_start_request)
+    app.after_request(_finish_request)
+    app.register_error_handler(ApiError, _api_error)
+    app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(Exception, _unhandled_error)
+    return app
+
+
+def _start_request() -> None:
+    g.started = time.perf_counter()
+    incoming = request.headers.get("X-Request-ID", "")
+    g.request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+    settings = service_context().settings.server
+    if settings.api_key is not None and request.endpoint not in OPEN_ENDPOINTS:
+        _check_api_key(settings.api_key.get_secret_value())
+    length = request.content_length
+    if length is not None and length > settings.max_body_bytes:
+        raise PayloadTooLarge(f"request body is {length} bytes; the limit is {settings.max_body_bytes}")
+
+
+def _check_api_key(expected: str) -> None:
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    # compare_digest on equal-type bytes runs in time independent of where they differ
+    if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), expected.encode()):
+        raise Unauthorized()
+
+
+def _finish_request(response: Response) -> Response:
+    response.headers["X-Request-ID"] = g.get("request_id", "-")
+    rule = request.url_rule.rule if request.url_rule is not None else "<unmatched>"
+    started = g.get("started")
+    if started is not None:
+        service_context().metrics.observe_request(rule, request.method, response.status_code,
+                                                  time.perf_counter() - started)
+    return response
+
+
+def _api_error(exc: ApiError) -> tuple[Response, int, dict[str, str]]:
+    if exc.status >= 500:
+        log.warning("%s %s -> %d %s", request.method, request.path, exc.status, exc.message)
+    return jsonify(exc.to_dict()), exc.status, exc.headers
+
+
+def _http_error(exc: HTTPException) -> tuple[Response, int]:
+    status = exc.code or 500
+    if status == 404:
+        message = f"no route for {request.method} {request.path}"
+    elif status == 405:
+        message = f"method {request.method} not allowed for {request.path}"
+    elif status == 413:
+        limit = service_context().settings.server.max_body_bytes
+        message = f"request body too large; the limit is {limit} bytes"
+    else:
+        message = exc.description or exc.name
+    code = re.sub(r"[^a-z0-9]+", "_", exc.name.lower()).strip("_")
+    response = jsonify(error_body(message, _HTTP_ERROR_TYPES.get(status, "invalid_request_error"), code))
+    valid_methods = getattr(exc, "valid_methods", None)
+    if status == 405 and valid_methods:
+        response.headers["Allow"] = ", ".join(valid_methods)
+    return response, status
+
+
+def _unhandled_error(exc: Exception) -> tuple[Response, int]:
+    request_id = g.get("request_id", "-")
+    log.exception("unhandled error on %s %s", request.method, request.path)
+    body = error_body(f"internal error (request id {request_id}); see the service log", "server_error",
+                      "internal_error")
+    return jsonify(body), 500

@@ -1,0 +1,176 @@
+"""Micro-batching: merge items from concurrent requests into one model call.
+
+One worker thread per batcher takes what is queued (waiting at most ``max_wait_s``
+after the oldest item for more to arrive), sorts the batch by length to cut padding,
+calls the model once and resolves one ``Future`` per item. When a batch raises, its
+items are retried one by one so only the bad item fails; the worker keeps serving. The queue is bounded:
+past ``max_queue`` items, ``submit`` raises :class:`~common.errors.Overloaded` (429).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
+from typing import Generic, Protocol, TypeVar
+
+from common.errors import Overloaded, ServiceUnavailable
+
+ItemT = TypeVar("ItemT")
+ResultT = TypeVar("ResultT")
+
+log = logging.getLogger("suite.batching")
+
+
+class BatchObserver(Protocol):
+    """Receives one call per model batch (e.g. :class:`common.metrics.ServiceMetrics`)."""
+
+    def observe_batch(self, queue: str, size: int, seconds: float, failed: bool) -> None: ...
+
+
+class MicroBatcher(Generic[ItemT, ResultT]):
+    """Bounded queue plus one worker that calls ``process`` on batches of items."""
+
+    def __init__(
+        self,
+        process: Callable[[list[ItemT]], Sequence[ResultT]],
+        *,
+        name: str,
+        max_batch_size: int = 32,
+        max_wait_s: float = 0.002,
+        max_queue: int = 1024,
+        sort_key: Callable[[ItemT], int] | None = None,
+        observer: BatchObserver | None = None,
+    ) -> None:
+        if max_batch_size < 1 or max_queue < 1 or max_wait_s < 0:
+            raise ValueError("max_batch_size and max_queue must be >= 1, max_wait_s >= 0")
+        self.name = name
+        self._process = process
+        self._max_batch_size = max_batch_size
+        self._max_wait_s = max_wait_s
+        self._max_queue = max_queue
+        self._sort_key = sort_key
+        self._observer = observer
+        self._queue: deque[tuple[ItemT, Future[ResultT], float]] = deque()
+        self._cond = threading.Condition()
+        self._closed = False
+        self._worker = threading.Thread(target=self._run, name=f"batcher-{name}", daemon=True)
+        self._worker.start()
+
+    @property
+    def alive(self) -> bool:
+        """True while the worker thread runs; ``/readyz`` reports a dead worker."""
+        return self._worker.is_alive() and not self._closed
+
+    def depth(self) -> int:
+        """Items waiting (not yet taken by the worker)."""
+        return len(self._queue)
+
+    def submit(self, items: Sequence[ItemT]) -> list[Future[ResultT]]:
+        """Queue ``items`` together and return one future per item, in order.
+
+        Raises:
+            Overloaded: the queue cannot take all of them.
+            ServiceUnavailable: the batcher is closed.
+        """
+        now = time.monotonic()
+        futures: list[Future[ResultT]] = [Future() for _ in items]
+        with self._cond:
+            if self._closed:
+                raise ServiceUnavailable(f"{self.name} is shutting down", code="shutting_down")
+            if len(self._queue) + len(items) > self._max_queue:
+                raise Overloaded(
+                    f"{self.name} queue is full ({len(self._queue)} items waiting); retry shortly"
+                )
+            self._queue.extend(zip(items, futures, [now] * len(items), strict=True))
+            self._cond.notify()
+        return futures
+
+    def run(self, items: Sequence[ItemT], timeout: float | None = None) -> list[ResultT]:
+        """Submit ``items`` and wait for all results.
+
+        Raises:
+            Overloaded, ServiceUnavailable: as :meth:`submit`.
+            TimeoutError: not done within ``timeout`` seconds (queued items are cancelled).
+            Exception: whatever the model call raised for this batch.
+        """
+        futures = self.submit(items)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        try:
+            return [f.result(None if deadline is None else max(0.0, deadline - time.monotonic())) for f in futures]
+        except FutureTimeout:
+            for f in futures:
+                f.cancel()
+            raise TimeoutError(f"{self.name}: no result within {timeout} s") from None
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Stop taking items, fail what is still queued, and stop the worker."""
+        with self._cond:
+            self._closed = True
+            pending = list(self._queue)
+            self._queue.clear()
+            self._cond.notify_all()
+        for _, future, _ in pending:
+            if future.set_running_or_notify_cancel():
+                future.set_exception(ServiceUnavailable(f"{self.name} shut down", code="shutting_down"))
+        self._worker.join(timeout)
+
+    def _take_batch(self) -> list[tuple[ItemT, Future[ResultT]]] | None:
+        with self._cond:
+            while not self._queue and not self._closed:
+                self._cond.wait()
+            if self._closed:
+                return None
+            deadline = self._queue[0][2] + self._max_wait_s
+            while len(self._queue) < self._max_batch_size and not self._closed:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._cond.wait(remaining)
+            batch = []
+            while self._queue and len(batch) < self._max_batch_size:
+                item, future, _ = self._queue.popleft()
+                if future.set_running_or_notify_cancel():  # skip items whose caller gave up
+                    batch.append((item, future))
+            return batch
+
+    def _run(self) -> None:
+        while True:
+            batch = self._take_batch()
+            if batch is None:
+                return
+            if batch:
+                self._call(batch)
+
+    def _call(self, batch: list[tuple[ItemT, Future[ResultT]]]) -> None:
+        if self._sort_key is not None:
+            key = self._sort_key
+            batch.sort(key=lambda pair: key(pair[0]))
+        started = time.perf_counter()
+        failed = False
+        try:
+            self._resolve(batch)
+        except Exception:  # one bad item must not fail its neighbours, kill the worker or hang callers
+            failed = True
+            log.exception("%s: batch of %d failed; retrying its items one by one", self.name, len(batch))
+            for pair in batch:
+                if pair[1].done():
+                    continue
+                try:
+                    self._resolve([pair])
+                except Exception as exc:
+                    pair[1].set_exception(exc)
+        finally:
+            if self._observer is not None:
+                self._observer.observe_batch(self.name, len(batch), time.perf_counter() - started, failed)
+
+    def _resolve(self, batch: list[tuple[ItemT, Future[ResultT]]]) -> None:
+        results = self._process([item for item, _ in batch])
+        if len(results) != len(batch):
+            raise RuntimeError(f"model returned {len(results)} results for {len(batch)} items")
+        for (_, future), result in zip(batch, results, strict=True):
+            future.set_result(result)

@@ -1,0 +1,105 @@
+"""Model lifetime shared by every engine: load in the background, report readiness, close."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+from common.errors import ServiceUnavailable
+
+log = logging.getLogger("suite.engine")
+
+
+class ModelEngine:
+    """Base of every service engine. Subclasses implement :meth:`_load` and :meth:`describe`.
+
+    ``start()`` loads in a thread so the HTTP server answers ``/healthz`` at once and
+    ``/readyz`` turns 200 when loading finishes. Routes call :meth:`ensure_ready`.
+    """
+
+    def __init__(self) -> None:
+        self._ready = threading.Event()
+        self._load_error: str | None = None
+        self._loader: threading.Thread | None = None
+        self._closed = False
+        self.load_seconds: float | None = None
+
+    def start(self, background: bool = True) -> None:
+        """Begin loading models (idempotent)."""
+        if self._loader is not None or self._ready.is_set():
+            return
+        if background:
+            self._loader = threading.Thread(target=self._load_guarded, name="model-loader", daemon=True)
+            self._loader.start()
+        else:
+            self._load_guarded()
+
+    def wait_ready(self, timeout: float | None = None) -> bool:
+        """Block until loaded; False on timeout or failed load."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self._ready.wait(0.1):
+            if self._load_error is not None:
+                return False
+            if deadline is not None and time.monotonic() > deadline:
+                return False
+        return True
+
+    @property
+    def status(self) -> str:
+        """``loading``, ``ready``, ``failed``, ``degraded`` (a worker died) or ``closed``."""
+        if self._closed:
+            return "closed"
+        if self._load_error is not None:
+            return "failed"
+        if not self._ready.is_set():
+            return "loading"
+        return "ready" if self.workers_alive() else "degraded"
+
+    @property
+    def load_error(self) -> str | None:
+        """Why loading failed, if it did."""
+        return self._load_error
+
+    def ensure_ready(self) -> None:
+        """Raise 503 unless the engine can serve.
+
+        Raises:
+            ServiceUnavailable: still loading, failed to load, a worker died, or closed.
+        """
+        status = self.status
+        if status == "ready":
+            return
+        if status == "loading":
+            raise ServiceUnavailable("models are still loading; retry shortly", code="loading")
+        if status == "failed":
+            raise ServiceUnavailable(f"model failed to load: {self._load_error}", retry_after=60, code="load_failed")
+        raise ServiceUnavailable(f"engine is {status}", code=status)
+
+    def workers_alive(self) -> bool:
+        """Override when the engine owns worker threads."""
+        return True
+
+    def describe(self) -> dict[str, Any]:
+        """Model names and other facts for ``/health`` (override)."""
+        return {}
+
+    def close(self) -> None:
+        """Release models and workers (override and call super)."""
+        self._closed = True
+
+    def _load(self) -> None:
+        raise NotImplementedError
+
+    def _load_guarded(self) -> None:
+        started = time.perf_counter()
+        try:
+            self._load()
+        except Exception as exc:
+            self._load_error = f"{type(exc).__name__}: {exc}"
+            log.exception("model loading failed")
+            return
+        self.load_seconds = round(time.perf_counter() - started, 3)
+        log.info("models loaded in %.1f s", self.load_seconds)
+        self._ready.set()

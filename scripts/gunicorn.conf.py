@@ -1,0 +1,43 @@
+"""gunicorn settings for every service; the service is named by $SUITE_SERVICE (set by scripts/services.py).
+
+Process settings (bind, threads, timeouts) come from the service's typed settings, so the YAML
+config and its env overrides are the one place to change them.
+"""
+
+import importlib
+import os
+
+from common.gunicorn_errors import install as use_json_errors
+
+_SETTINGS = {
+    "embedding": "embedding_service.settings:EmbeddingSettings",
+}
+
+_service = os.environ.get("SUITE_SERVICE", "")
+if _service not in _SETTINGS:
+    raise RuntimeError(f"set SUITE_SERVICE to one of {sorted(_SETTINGS)} (got {_service!r})")
+_module, _, _class = _SETTINGS[_service].partition(":")
+_server = getattr(importlib.import_module(_module), _class).load().server
+
+use_json_errors()
+
+bind = f"{_server.host}:{_server.port}"
+worker_class = "gthread"
+workers = _server.workers
+threads = _server.threads
+timeout = _server.timeout
+graceful_timeout = _server.graceful_timeout
+keepalive = 5
+limit_request_line = 8190  # the longest gunicorn allows; GET /<model>/<text> carries text in the URL
+proc_name = f"suite-{_service}"
+accesslog = "-"
+errorlog = "-"
+loglevel = _server.log_level
+access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms rid=%({x-request-id}o)s'
+
+
+def worker_exit(server, worker):
+    """Stop the engine's batch workers cleanly when a worker exits."""
+    app = getattr(getattr(worker, "wsgi", None), "extensions", {}).get("suite")
+    if app is not None:
+        app.engine.close()

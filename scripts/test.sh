@@ -1,0 +1,6 @@
+#!/usr/bin/env bash
+# The test command: ruff, then the whole pytest suite (pass pytest options through, e.g. -m "not slow").
+set -euo pipefail
+cd "$(dirname "$0")/.."
+.venv/bin/ruff check .
+exec .venv/bin/python -m pytest "$@"

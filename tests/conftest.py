@@ -1,0 +1,59 @@
+"""Shared fixtures: clean env, real models loaded once per session, real gunicorn services."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from embedding_service.app import create_app as create_embedding_app
+from embedding_service.engine import EmbeddingEngine
+from embedding_service.settings import EmbeddingSettings
+from tests.servers import RunningService, launch
+
+SUITE_ENV_PREFIXES = ("EMBEDDING", "ASR", "LLM", "TTS", "SUITE_")
+
+
+def _suite_env_vars() -> list[str]:
+    return [k for k in os.environ if k.startswith(SUITE_ENV_PREFIXES)]
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test sees suite settings from the developer's shell."""
+    for name in _suite_env_vars():
+        monkeypatch.delenv(name)
+
+
+@pytest.fixture(scope="session")
+def embedding_settings() -> EmbeddingSettings:
+    """The shipped offline config, read without env overrides."""
+    saved = {k: os.environ.pop(k) for k in _suite_env_vars()}
+    try:
+        return EmbeddingSettings.load()
+    finally:
+        os.environ.update(saved)
+
+
+@pytest.fixture(scope="session")
+def embedding_engine(embedding_settings: EmbeddingSettings) -> Iterator[EmbeddingEngine]:
+    """Both offline models, loaded once for the whole session."""
+    engine = EmbeddingEngine(embedding_settings)
+    engine.start(background=False)
+    assert engine.status == "ready", engine.load_error
+    yield engine
+    engine.close()
+
+
+@pytest.fixture
+def embedding_client(embedding_settings: EmbeddingSettings, embedding_engine: EmbeddingEngine):
+    """A Flask test client on a fresh app around the shared engine."""
+    return create_embedding_app(embedding_settings, engine=embedding_engine).test_client()
+
+
+@pytest.fixture(scope="session")
+def embedding_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningService]:
+    """The embedding service under real gunicorn, started by scripts/services.py on a free port."""
+    with launch("embedding", tmp_path_factory.mktemp("embedding-run")) as service:
+        yield service
