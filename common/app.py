@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict
 from werkzeug.exceptions import HTTPException
 
 from common.errors import ApiError, PayloadTooLarge, Unauthorized, error_body
+from common.jsonio import use_orjson
 from common.lifecycle import ModelEngine
 from common.log import configure_logging
 from common.metrics import ServiceMetrics
@@ -61,8 +62,14 @@ class ProbeResponse(BaseModel):
 kit = ApiBlueprint("kit", __name__)
 
 
-@kit.api("/health", summary="Service health and the models it serves", response=HealthResponse,
-         errors=(), open=True, tags=("probes",))
+@kit.api(
+    "/health",
+    summary="Service health and the models it serves",
+    response=HealthResponse,
+    errors=(),
+    open=True,
+    tags=("probes",),
+)
 def health() -> tuple[Response, int]:
     """Seed-compatible health: ``{"status": "ok", ...}`` once models are loaded."""
     engine = service_context().engine
@@ -73,30 +80,42 @@ def health() -> tuple[Response, int]:
     return jsonify(body), 200 if status == "ready" else 503
 
 
-@kit.api("/healthz", summary="Liveness: the process answers", response=ProbeResponse, errors=(),
-         open=True, tags=("probes",))
+@kit.api(
+    "/healthz", summary="Liveness: the process answers", response=ProbeResponse, errors=(), open=True, tags=("probes",)
+)
 def healthz() -> Response:
     """Always 200 while the process serves HTTP."""
     return jsonify(status="alive")
 
 
-@kit.api("/readyz", summary="Readiness: 200 once models are loaded and workers alive",
-         response=ProbeResponse, errors=(), open=True, tags=("probes",))
+@kit.api(
+    "/readyz",
+    summary="Readiness: 200 once models are loaded and workers alive",
+    response=ProbeResponse,
+    errors=(),
+    open=True,
+    tags=("probes",),
+)
 def readyz() -> tuple[Response, int]:
     """200 when the engine can serve, else 503 with the reason."""
     status = service_context().engine.status
     return jsonify(status=status), 200 if status == "ready" else 503
 
 
-@kit.api("/metrics", summary="Prometheus metrics", response_content_type="text/plain",
-         response_schema={"type": "string"}, errors=(), tags=("probes",))
+@kit.api(
+    "/metrics",
+    summary="Prometheus metrics",
+    response_content_type="text/plain",
+    response_schema={"type": "string"},
+    errors=(),
+    tags=("probes",),
+)
 def metrics() -> Response:
     """Prometheus text format."""
     return Response(service_context().metrics.render(), mimetype="text/plain; version=0.0.4")
 
 
-@kit.api("/openapi.json", summary="This document", response_schema={"type": "object"}, errors=(),
-         tags=("probes",))
+@kit.api("/openapi.json", summary="This document", response_schema={"type": "object"}, errors=(), tags=("probes",))
 def openapi() -> Response:
     """The OpenAPI 3.1 description of every route."""
     ctx = service_context()
@@ -122,6 +141,7 @@ def create_service_app(
     """
     configure_logging(settings.server.log_level)
     app = Flask(name)
+    use_orjson(app)
     app.config["MAX_CONTENT_LENGTH"] = settings.server.max_body_bytes
     document = OpenAPIDocument(title=f"{name} service", version=version, description=description)
     app.extensions["suite"] = ServiceContext(name, settings, engine, ServiceMetrics(name), document)
@@ -160,8 +180,9 @@ def _finish_request(response: Response) -> Response:
     rule = request.url_rule.rule if request.url_rule is not None else "<unmatched>"
     started = g.get("started")
     if started is not None:
-        service_context().metrics.observe_request(rule, request.method, response.status_code,
-                                                  time.perf_counter() - started)
+        service_context().metrics.observe_request(
+            rule, request.method, response.status_code, time.perf_counter() - started
+        )
     return response
 
 
@@ -193,6 +214,7 @@ def _http_error(exc: HTTPException) -> tuple[Response, int]:
 def _unhandled_error(exc: Exception) -> tuple[Response, int]:
     request_id = g.get("request_id", "-")
     log.exception("unhandled error on %s %s", request.method, request.path)
-    body = error_body(f"internal error (request id {request_id}); see the service log", "server_error",
-                      "internal_error")
+    body = error_body(
+        f"internal error (request id {request_id}); see the service log", "server_error", "internal_error"
+    )
     return jsonify(body), 500

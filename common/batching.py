@@ -83,9 +83,7 @@ class MicroBatcher(Generic[ItemT, ResultT]):
             if self._closed:
                 raise ServiceUnavailable(f"{self.name} is shutting down", code="shutting_down")
             if len(self._queue) + len(items) > self._max_queue:
-                raise Overloaded(
-                    f"{self.name} queue is full ({len(self._queue)} items waiting); retry shortly"
-                )
+                raise Overloaded(f"{self.name} queue is full ({len(self._queue)} items waiting); retry shortly")
             self._queue.extend(zip(items, futures, [now] * len(items), strict=True))
             self._cond.notify()
         return futures

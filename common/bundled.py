@@ -30,7 +30,7 @@ def resolve_model_path(location: str) -> Path:
         FileNotFoundError: the location does not exist.
     """
     if location.startswith(BUNDLED_PREFIX):
-        package, _, inner = location[len(BUNDLED_PREFIX):].partition("/")
+        package, _, inner = location[len(BUNDLED_PREFIX) :].partition("/")
         path = package_dir(package) / inner if inner else package_dir(package)
     else:
         path = Path(location).expanduser()

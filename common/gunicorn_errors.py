@@ -6,17 +6,17 @@ gunicorn writes these before the app sees the request, as an HTML page. Its work
 
 from __future__ import annotations
 
-import json
 import socket
 
 from gunicorn import util
 
+from common import jsonio
 from common.errors import error_body
 
 
 def write_json_error(sock: socket.socket, status_int: int, reason: str, mesg: str) -> None:
     """Send ``{"error": ...}`` with gunicorn's status and message, then let gunicorn close."""
-    body = json.dumps(error_body(mesg or reason, "invalid_request_error", "bad_http_request")).encode()
+    body = jsonio.dumps(error_body(mesg or reason, "invalid_request_error", "bad_http_request"))
     head = (
         f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\nContent-Type: application/json\r\n"
         f"Content-Length: {len(body)}\r\n\r\n"

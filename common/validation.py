@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any, TypeVar
 
 from flask import request
 from pydantic import BaseModel, ValidationError
 
+from common import jsonio
 from common.errors import BadRequest
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
@@ -48,11 +48,9 @@ def json_body(model: type[ModelT]) -> ModelT:
     if not raw.strip():
         raise BadRequest("request body is empty; send a JSON object", code="missing_body")
     try:
-        data = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        data = jsonio.loads(raw)
+    except ValueError as exc:  # includes invalid UTF-8 and nesting deeper than 1024
         raise BadRequest(f"request body is not valid JSON: {exc}", code="invalid_json") from None
-    except RecursionError:
-        raise BadRequest("request body JSON is nested too deeply", code="invalid_json") from None
     if not isinstance(data, dict):
         raise BadRequest("request body must be a JSON object", code="invalid_json")
     return validate(model, data)

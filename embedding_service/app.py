@@ -29,27 +29,44 @@ def _engine() -> EmbeddingEngine:
     return service_context().engine  # type: ignore[return-value]
 
 
-@routes.api("/<model>/<path:text>", summary="Embed one text given in the path (seed route)",
-            response=schemas.EmbeddingResponse, errors=MODEL_ERRORS, tags=("seed",))
+@routes.api(
+    "/<model>/<path:text>",
+    summary="Embed one text given in the path (seed route)",
+    response=schemas.EmbeddingResponse,
+    errors=MODEL_ERRORS,
+    tags=("seed",),
+)
 def embed_path_text(model: str, text: str) -> Response:
     """One vector for the URL-decoded ``text``."""
     result = _engine().embed([text], model=model, field="text")
-    return jsonify(model=result.model, dim=result.dim, embedding=result.vectors[0].tolist())
+    return jsonify(model=result.model, dim=result.dim, embedding=result.vectors[0])
 
 
-@routes.api("/<model>", methods=["POST"], summary="Embed several texts (seed route)",
-            request=schemas.EmbedTextsRequest, response=schemas.EmbeddingsResponse, errors=MODEL_ERRORS,
-            tags=("seed",))
+@routes.api(
+    "/<model>",
+    methods=["POST"],
+    summary="Embed several texts (seed route)",
+    request=schemas.EmbedTextsRequest,
+    response=schemas.EmbeddingsResponse,
+    errors=MODEL_ERRORS,
+    tags=("seed",),
+)
 def embed_texts(model: str) -> Response:
     """One vector per text, in request order."""
     body = json_body(schemas.EmbedTextsRequest)
     result = _engine().embed(body.texts, model=model, input_type=body.input_type, field="texts")
-    return jsonify(model=result.model, dim=result.dim, embeddings=result.vectors.tolist())
+    return jsonify(model=result.model, dim=result.dim, embeddings=result.vectors)
 
 
-@routes.api("/similarity", methods=["POST"], summary="Cosine similarity of two texts (seed route)",
-            request=schemas.SimilarityRequest, response=schemas.SimilarityResponse, errors=MODEL_ERRORS,
-            tags=("seed",))
+@routes.api(
+    "/similarity",
+    methods=["POST"],
+    summary="Cosine similarity of two texts (seed route)",
+    request=schemas.SimilarityRequest,
+    response=schemas.SimilarityResponse,
+    errors=MODEL_ERRORS,
+    tags=("seed",),
+)
 def similarity() -> Response:
     """``{"model", "score"}`` with score in [-1, 1]."""
     body = json_body(schemas.SimilarityRequest)
@@ -57,9 +74,15 @@ def similarity() -> Response:
     return jsonify(model=model, score=score)
 
 
-@routes.api("/rerank", methods=["POST"], summary="Rank candidates against a query (seed route)",
-            request=schemas.RerankRequest, response=schemas.RerankResponse, errors=MODEL_ERRORS,
-            tags=("seed",))
+@routes.api(
+    "/rerank",
+    methods=["POST"],
+    summary="Rank candidates against a query (seed route)",
+    request=schemas.RerankRequest,
+    response=schemas.RerankResponse,
+    errors=MODEL_ERRORS,
+    tags=("seed",),
+)
 def rerank() -> Response:
     """Candidates sorted by score, best first, each with its original index."""
     body = json_body(schemas.RerankRequest)
@@ -68,9 +91,15 @@ def rerank() -> Response:
     return jsonify(model=model, query=body.query, results=results)
 
 
-@routes.api("/v1/embeddings", methods=["POST"], summary="OpenAI-compatible embeddings",
-            request=schemas.OpenAIEmbeddingRequest, response=schemas.OpenAIEmbeddingResponse,
-            errors=MODEL_ERRORS, tags=("openai",))
+@routes.api(
+    "/v1/embeddings",
+    methods=["POST"],
+    summary="OpenAI-compatible embeddings",
+    request=schemas.OpenAIEmbeddingRequest,
+    response=schemas.OpenAIEmbeddingResponse,
+    errors=MODEL_ERRORS,
+    tags=("openai",),
+)
 def openai_embeddings() -> Response:
     """OpenAI's ``/v1/embeddings``; ``encoding_format=base64`` gives little-endian float32."""
     body = json_body(schemas.OpenAIEmbeddingRequest)
@@ -79,7 +108,7 @@ def openai_embeddings() -> Response:
     if body.encoding_format == "base64":
         vectors: list = [base64.b64encode(v.astype("<f4").tobytes()).decode("ascii") for v in result.vectors]
     else:
-        vectors = result.vectors.tolist()
+        vectors = list(result.vectors)
     tokens = sum(result.token_counts)
     return jsonify(
         object="list",
@@ -89,24 +118,36 @@ def openai_embeddings() -> Response:
     )
 
 
-@routes.api("/v1/models", summary="Served models (OpenAI shape)", response=schemas.ModelList, errors=(),
-            tags=("openai",))
+@routes.api(
+    "/v1/models", summary="Served models (OpenAI shape)", response=schemas.ModelList, errors=(), tags=("openai",)
+)
 def list_models() -> Response:
     """Every served model with its aliases."""
     engine = _engine()
     aliases = engine.describe()["aliases"]
     created = int(time.time())
     data = [
-        {"id": name, "object": "model", "created": created, "owned_by": "local",
-         "aliases": [alias for alias, real in aliases.items() if real == name]}
+        {
+            "id": name,
+            "object": "model",
+            "created": created,
+            "owned_by": "local",
+            "aliases": [alias for alias, real in aliases.items() if real == name],
+        }
         for name in engine.model_names
     ]
     return jsonify(object="list", data=data)
 
 
-@routes.api("/v1/rerank", methods=["POST"], summary="Rerank documents (Cohere/Jina shape)",
-            request=schemas.CohereRerankRequest, response=schemas.CohereRerankResponse, errors=MODEL_ERRORS,
-            tags=("openai",))
+@routes.api(
+    "/v1/rerank",
+    methods=["POST"],
+    summary="Rerank documents (Cohere/Jina shape)",
+    request=schemas.CohereRerankRequest,
+    response=schemas.CohereRerankResponse,
+    errors=MODEL_ERRORS,
+    tags=("openai",),
+)
 def cohere_rerank() -> Response:
     """Cohere/Jina rerank: ``results`` best first with ``relevance_score``."""
     body = json_body(schemas.CohereRerankRequest)

@@ -108,8 +108,9 @@ class EmbeddingEngine(ModelEngine):
         real = self._names.get(name or self.settings.default_model)
         if real is None:
             served = ", ".join(sorted(self._names))
-            raise NotFound(f"model {name!r} is not served here; available: {served}", param="model",
-                           code="model_not_found")
+            raise NotFound(
+                f"model {name!r} is not served here; available: {served}", param="model", code="model_not_found"
+            )
         self.ensure_ready()
         return self._models[real]
 
@@ -198,16 +199,20 @@ class EmbeddingEngine(ModelEngine):
         if not texts:
             raise BadRequest(f"{field} must contain at least one text", param=field)
         if len(texts) > limits.max_texts:
-            raise BadRequest(f"{field} has {len(texts)} texts; the limit is {limits.max_texts}", param=field,
-                             code="too_many_texts")
+            raise BadRequest(
+                f"{field} has {len(texts)} texts; the limit is {limits.max_texts}", param=field, code="too_many_texts"
+            )
         prepared = []
         for i, text in enumerate(texts):
             if not isinstance(text, str) or not text.strip():
                 raise BadRequest(f"{field}[{i}] must be a non-blank string", param=field)
             if len(text) > limits.max_chars:
                 if limits.on_too_long == "error":
-                    raise BadRequest(f"{field}[{i}] has {len(text)} characters; the limit is {limits.max_chars}",
-                                     param=field, code="text_too_long")
+                    raise BadRequest(
+                        f"{field}[{i}] has {len(text)} characters; the limit is {limits.max_chars}",
+                        param=field,
+                        code="text_too_long",
+                    )
                 text = text[: limits.max_chars]
             prepared.append(text)
         return prepared

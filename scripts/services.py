@@ -11,6 +11,7 @@ Each service runs as one gunicorn master (pid file and log in ``$SUITE_RUN_DIR``
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import json
 import os
@@ -128,22 +129,40 @@ def start(service: Service, wait: float) -> bool:
         print(f"{service.name}: already running (pid {pid}) at {url}")
         return True
     if port_in_use(settings.server.host, settings.server.port):
-        print(f"{service.name}: port {settings.server.port} is already in use by another program; "
-              f"stop it or set {service.port_env}", file=sys.stderr)
+        print(
+            f"{service.name}: port {settings.server.port} is already in use by another program; "
+            f"stop it or set {service.port_env}",
+            file=sys.stderr,
+        )
         return False
     log_path = run_dir() / f"{service.name}.log"
     gunicorn = Path(sys.executable).parent / "gunicorn"
-    command = [str(gunicorn), "-c", str(REPO / "scripts" / "gunicorn.conf.py"),
-               "--pid", str(run_dir() / f"{service.name}.pid"), service.app]
+    command = [
+        str(gunicorn),
+        "-c",
+        str(REPO / "scripts" / "gunicorn.conf.py"),
+        "--pid",
+        str(run_dir() / f"{service.name}.pid"),
+        service.app,
+    ]
     with open(log_path, "ab") as log:
-        process = subprocess.Popen(command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                   stdin=subprocess.DEVNULL, start_new_session=True)
+        process = subprocess.Popen(
+            command,
+            cwd=REPO,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
     print(f"{service.name}: starting (pid {process.pid}), log {log_path}")
     deadline = time.monotonic() + wait
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            print(f"{service.name}: exited with {process.returncode} while starting; log tail:\n"
-                  f"{log_tail(service)}", file=sys.stderr)
+            print(
+                f"{service.name}: exited with {process.returncode} while starting; log tail:\n{log_tail(service)}",
+                file=sys.stderr,
+            )
             return False
         status, detail = probe(f"{url}/readyz")
         if status == 200:
@@ -173,10 +192,8 @@ def stop(service: Service, timeout: float = 60.0) -> bool:
         time.sleep(0.2)
     else:
         print(f"{service.name}: still running after {timeout:.0f} s; killing", file=sys.stderr)
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
     (run_dir() / f"{service.name}.pid").unlink(missing_ok=True)
     print(f"{service.name}: stopped")
     return True
@@ -218,8 +235,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("action", choices=["start", "stop", "status"])
     parser.add_argument("names", nargs="*", help=f"services (default: all of {', '.join(SERVICES)})")
-    parser.add_argument("--wait", type=float, default=float(os.environ.get("SUITE_START_TIMEOUT", 300)),
-                        help="seconds to wait for /readyz when starting")
+    parser.add_argument(
+        "--wait",
+        type=float,
+        default=float(os.environ.get("SUITE_START_TIMEOUT", 300)),
+        help="seconds to wait for /readyz when starting",
+    )
     args = parser.parse_args()
     unknown = set(args.names) - SERVICES.keys()
     if unknown:

@@ -62,7 +62,9 @@ def write_config(base: str, path: Path, overrides: dict) -> Path:
 
 
 @contextlib.contextmanager
-def launch(name: str, run_dir: Path, env: dict[str, str] | None = None, timeout: float = 300) -> Iterator[RunningService]:
+def launch(
+    name: str, run_dir: Path, env: dict[str, str] | None = None, timeout: float = 300
+) -> Iterator[RunningService]:
     """Start service ``name`` with scripts/services.py on a free port; stop it (SIGTERM) on exit."""
     port = free_port()
     full_env = {**os.environ, **(env or {}), "SUITE_RUN_DIR": str(run_dir), f"{name.upper()}_PORT": str(port)}

@@ -208,8 +208,10 @@ def test_queue_overflow_is_429_with_retry_after() -> None:
     client = app.test_client()
     try:
         results: list[int] = []
-        threads = [threading.Thread(target=lambda: results.append(
-            client.post("/echo", json={"words": ["a"]}).status_code)) for _ in range(4)]
+        threads = [
+            threading.Thread(target=lambda: results.append(client.post("/echo", json={"words": ["a"]}).status_code))
+            for _ in range(4)
+        ]
         for t in threads:
             t.start()
         threading.Event().wait(0.3)

@@ -5,8 +5,6 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Literal
 
-import numpy as np
-
 from common.bundled import resolve_model_path
 from embedding_service.backends import Encoded
 
@@ -38,20 +36,21 @@ class SentenceTransformerBackend:
         self.dim = int(self._model.get_embedding_dimension())
 
     def encode(self, texts: list[str], input_type: Literal["query", "document"]) -> Encoded:
-        """Embed with the model's prompt for ``input_type``; vectors are L2-normalised."""
-        prompt = self._prompts[input_type]
-        prompted = [prompt + t for t in texts] if prompt else texts
+        """Embed with the model's prompt for ``input_type``; vectors are L2-normalised.
+
+        Runs the model's own modules (tokenizer, transformer, its pooling) on one batch, like
+        ``SentenceTransformer.encode`` without its per-call sorting and batching, and reads the
+        token counts from the same tokenisation.
+        """
+        prompt = self._prompts[input_type] or None
         with self._torch.inference_mode():
-            vectors = self._model.encode(
-                prompted,
-                batch_size=len(prompted),
-                normalize_embeddings=True,  # plain transformers dirs don't normalise by themselves
-                convert_to_numpy=True,
-                show_progress_bar=False,
-            )
-        lengths = self._model.tokenizer(prompted, add_special_tokens=True, truncation=True,
-                                        max_length=self._max_tokens)["input_ids"]
-        return Encoded(np.asarray(vectors, dtype=np.float32), [len(ids) for ids in lengths])
+            features = self._model.preprocess(texts, prompt=prompt)
+            features = {k: v.to(self._model.device) if hasattr(v, "to") else v for k, v in features.items()}
+            embeddings = self._model(features)["sentence_embedding"]
+            # plain transformers dirs don't normalise by themselves
+            embeddings = self._torch.nn.functional.normalize(embeddings.float(), p=2, dim=1)
+            counts = features["attention_mask"].sum(dim=1).tolist()
+        return Encoded(embeddings.cpu().numpy(), [int(c) for c in counts])
 
     def close(self) -> None:
         """Drop the model."""
