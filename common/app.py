@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import io
 import logging
 import re
 import time
@@ -161,15 +162,39 @@ def create_service_app(
 
 def _start_request() -> None:
     g.started = time.perf_counter()
+    settings = service_context().settings.server
+    if request.environ.get("wsgi.input_terminated") and "CONTENT_LENGTH" not in request.environ:
+        _buffer_chunked_body(settings.max_body_bytes)
     incoming = request.headers.get("X-Request-ID", "")
     g.request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
-    settings = service_context().settings.server
     if settings.api_key is not None and request.endpoint not in OPEN_ENDPOINTS:
         _check_api_key(settings.api_key.get_secret_value())
     length = request.content_length
     if length is not None and length > settings.max_body_bytes:
         discard_request_body()
         raise PayloadTooLarge(f"request body is {length} bytes; the limit is {settings.max_body_bytes}")
+
+
+def _buffer_chunked_body(limit: int) -> None:
+    """Read a chunked body into memory (at most ``limit`` bytes) so it parses like a sized one.
+
+    Werkzeug would cut a chunked body at ``MAX_CONTENT_LENGTH`` without saying so.
+
+    Raises:
+        PayloadTooLarge: the body is over the limit.
+    """
+    stream = request.environ["wsgi.input"]
+    chunks: list[bytes] = []
+    total = 0
+    while chunk := stream.read(65536):
+        total += len(chunk)
+        if total > limit:
+            discard_request_body()
+            raise PayloadTooLarge(f"request body is over the limit of {limit} bytes")
+        chunks.append(chunk)
+    request.environ["wsgi.input"] = io.BytesIO(b"".join(chunks))
+    request.environ["CONTENT_LENGTH"] = str(total)
+    del request.environ["wsgi.input_terminated"]
 
 
 def discard_request_body() -> None:

@@ -8,8 +8,7 @@ from flask import request
 from pydantic import BaseModel, ValidationError
 
 from common import jsonio
-from common.app import discard_request_body, service_context
-from common.errors import BadRequest, PayloadTooLarge
+from common.errors import BadRequest
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
@@ -45,7 +44,7 @@ def json_body(model: type[ModelT]) -> ModelT:
     Raises:
         BadRequest: the body is not valid UTF-8 JSON, not an object, or fails validation.
     """
-    raw = request_body()
+    raw = request.get_data(cache=False)
     if not raw.strip():
         raise BadRequest("request body is empty; send a JSON object", code="missing_body")
     try:
@@ -56,26 +55,3 @@ def json_body(model: type[ModelT]) -> ModelT:
         raise BadRequest("request body must be a JSON object", code="invalid_json")
     return validate(model, data)
 
-
-def request_body() -> bytes:
-    """The raw request body, enforcing ``server.max_body_bytes`` for chunked uploads too.
-
-    (Werkzeug cuts a chunked body at the limit without saying so; the declared-length case is
-    refused before the view runs.)
-
-    Raises:
-        PayloadTooLarge: the body is over the limit.
-    """
-    if request.content_length is not None:
-        return request.get_data(cache=False)
-    limit = service_context().settings.server.max_body_bytes
-    stream = request.environ["wsgi.input"]
-    chunks: list[bytes] = []
-    total = 0
-    while chunk := stream.read(65536):
-        total += len(chunk)
-        if total > limit:
-            discard_request_body()
-            raise PayloadTooLarge(f"request body is over the limit of {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
