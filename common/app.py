@@ -10,9 +10,9 @@ import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import IO, Any
 
-from flask import Flask, Response, current_app, g, jsonify, request
+from flask import Flask, Request, Response, current_app, g, jsonify, request
 from pydantic import BaseModel, ConfigDict
 from werkzeug.exceptions import HTTPException
 
@@ -61,6 +61,19 @@ class ProbeResponse(BaseModel):
     """Liveness/readiness answer."""
 
     status: str
+
+
+class SuiteRequest(Request):
+    """Keeps uploaded files in memory (bounded by ``max_body_bytes``): no temp file can outlive a request."""
+
+    def _get_file_stream(
+        self,
+        total_content_length: int | None,
+        content_type: str | None,
+        filename: str | None = None,
+        content_length: int | None = None,
+    ) -> IO[bytes]:
+        return io.BytesIO()
 
 
 kit = ApiBlueprint("kit", __name__)
@@ -145,6 +158,7 @@ def create_service_app(
     """
     configure_logging(settings.server.log_level)
     app = Flask(name)
+    app.request_class = SuiteRequest
     use_orjson(app)
     app.config["MAX_CONTENT_LENGTH"] = settings.server.max_body_bytes
     document = OpenAPIDocument(title=f"{name} service", version=version, description=description)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
+import os
+import shutil
 from pathlib import Path
 
 BUNDLED_PREFIX = "package:"
@@ -37,3 +40,56 @@ def resolve_model_path(location: str) -> Path:
     if not path.exists():
         raise FileNotFoundError(f"model path {path} (from {location!r}) does not exist")
     return path
+
+
+def cache_dir() -> Path:
+    """Where assembled models live: ``$SUITE_CACHE_DIR`` or ``.cache/models`` in the repo."""
+    path = Path(os.environ.get("SUITE_CACHE_DIR") or Path(__file__).resolve().parent.parent / ".cache" / "models")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def sha256_of(path: Path) -> str:
+    """Hex sha256 of a file, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while block := handle.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def assemble(parts: list[Path], target: Path, sha256: str) -> Path:
+    """Concatenate ``parts`` into ``target`` once and verify its checksum.
+
+    A finished target carries a ``.sha256`` marker recording the size and mtime it was verified
+    at, so later starts skip re-hashing. Assembly writes a temp file and renames it, so an
+    interrupted run never leaves a half-written model behind.
+
+    Raises:
+        FileNotFoundError: a part is missing.
+        ValueError: the assembled file does not match ``sha256``.
+    """
+    marker = target.with_name(target.name + ".sha256")
+    if target.exists() and marker.exists():
+        stat = target.stat()
+        if marker.read_text().split() == [sha256, str(stat.st_size), str(int(stat.st_mtime))]:
+            return target
+    for part in parts:
+        if not part.exists():
+            raise FileNotFoundError(f"model part {part} is missing; run scripts/setup.sh")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(f"{target.name}.partial-{os.getpid()}")
+    try:
+        with partial.open("wb") as out:
+            for part in parts:
+                with part.open("rb") as handle:
+                    shutil.copyfileobj(handle, out, 1 << 20)
+        actual = sha256_of(partial)
+        if actual != sha256:
+            raise ValueError(f"assembled {target.name} has sha256 {actual}, expected {sha256}")
+        partial.replace(target)
+    finally:
+        partial.unlink(missing_ok=True)
+    stat = target.stat()
+    marker.write_text(f"{sha256} {stat.st_size} {int(stat.st_mtime)}\n")
+    return target

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, TypeVar
 
 from flask import request
@@ -55,3 +56,37 @@ def json_body(model: type[ModelT]) -> ModelT:
         raise BadRequest("request body must be a JSON object", code="invalid_json")
     return validate(model, data)
 
+
+def form_body(model: type[ModelT], list_fields: Iterable[str] = ()) -> ModelT:
+    """Validate a multipart/urlencoded form; empty fields count as absent.
+
+    ``list_fields`` are read with ``getlist`` under both ``name`` and ``name[]`` (the spelling
+    the OpenAI SDK uses for arrays).
+
+    Raises:
+        BadRequest: naming the first invalid field.
+    """
+    data: dict[str, Any] = {k: v for k, v in request.form.items() if v != "" and not k.endswith("[]")}
+    for name in list_fields:
+        values = [v for v in request.form.getlist(name) + request.form.getlist(f"{name}[]") if v != ""]
+        if values:
+            data[name] = values
+    return validate(model, data)
+
+
+def uploaded_file(field: str = "file") -> bytes:
+    """The bytes of a multipart file field.
+
+    Raises:
+        BadRequest: the request is not multipart or the field is missing.
+    """
+    if request.mimetype != "multipart/form-data":
+        raise BadRequest(
+            f"send multipart/form-data with a `{field}` file field (got {request.mimetype or 'no body'})",
+            param=field,
+            code="missing_file",
+        )
+    upload = request.files.get(field)
+    if upload is None:
+        raise BadRequest(f"the `{field}` file field is required", param=field, code="missing_file")
+    return upload.read()

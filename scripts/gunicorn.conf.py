@@ -4,20 +4,15 @@ Process settings (bind, threads, timeouts) come from the service's typed setting
 config and its env overrides are the one place to change them.
 """
 
-import importlib
 import os
 
 from common.gunicorn_errors import install as use_json_errors
-
-_SETTINGS = {
-    "embedding": "embedding_service.settings:EmbeddingSettings",
-}
+from common.services import SERVICES
 
 _service = os.environ.get("SUITE_SERVICE", "")
-if _service not in _SETTINGS:
-    raise RuntimeError(f"set SUITE_SERVICE to one of {sorted(_SETTINGS)} (got {_service!r})")
-_module, _, _class = _SETTINGS[_service].partition(":")
-_server = getattr(importlib.import_module(_module), _class).load().server
+if _service not in SERVICES:
+    raise RuntimeError(f"set SUITE_SERVICE to one of {sorted(SERVICES)} (got {_service!r})")
+_server = SERVICES[_service].settings_class().load().server
 
 use_json_errors()
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib
 import json
 import os
 import signal
@@ -22,29 +21,13 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 
-@dataclass(frozen=True)
-class Service:
-    """How to launch one service."""
-
-    name: str
-    app: str
-    settings: str
-
-    @property
-    def port_env(self) -> str:
-        return f"{self.name.upper()}_PORT"
-
-
-SERVICES = {
-    "embedding": Service("embedding", "embedding_service.wsgi:app", "embedding_service.settings:EmbeddingSettings"),
-}
+from common.services import SERVICES, Service  # noqa: E402
 
 
 def run_dir() -> Path:
@@ -63,11 +46,10 @@ def service_env(service: Service) -> dict[str, str]:
 
 
 def load_settings(service: Service, env: dict[str, str]):
-    module, _, cls = service.settings.partition(":")
     saved = dict(os.environ)
     os.environ.update(env)
     try:
-        return getattr(importlib.import_module(module), cls).load()
+        return service.settings_class().load()
     finally:
         os.environ.clear()
         os.environ.update(saved)

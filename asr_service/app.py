@@ -1,0 +1,193 @@
+"""HTTP layer of the ASR service: parse uploads and forms, call the engine, serialise. No model code here."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from flask import Flask, Response, jsonify
+
+from asr_service import formats, schemas
+from asr_service.backends import Segment, TranscribeOptions
+from asr_service.engine import AsrEngine, Transcript, TranscriptStream
+from asr_service.settings import AsrSettings
+from common.app import create_service_app, service_context
+from common.openapi import ApiBlueprint
+from common.streaming import ndjson_response, sse_response
+from common.validation import form_body, uploaded_file
+
+DESCRIPTION = (
+    "Speech recognition. Seed routes `/asr` and `/asr/stream` (multipart `file`), "
+    "OpenAI `/v1/audio/transcriptions` and `/v1/models`."
+)
+ERRORS = (400, 404, 429)
+MULTIPART = "multipart/form-data"
+
+routes = ApiBlueprint("asr", __name__)
+
+
+def _engine() -> AsrEngine:
+    return service_context().engine  # type: ignore[return-value]
+
+
+def _seed_request() -> tuple[bytes, TranscribeOptions]:
+    form = form_body(schemas.AsrForm)
+    audio = uploaded_file("file")
+    return audio, TranscribeOptions(language=form.language, prompt=form.prompt, hotwords=form.hotwords)
+
+
+def _detail(transcript: Transcript) -> dict[str, Any]:
+    extra = next((s.extra for s in transcript.segments if s.extra.get("emotion") or s.extra.get("event")), {})
+    body: dict[str, Any] = {
+        "text": transcript.text,
+        "model": transcript.model,
+        "language": transcript.language,
+        "duration": round(transcript.duration, 3),
+        "segments": [
+            {"start": round(s.start, 3), "end": round(s.end, 3), "text": s.text.strip()} for s in transcript.segments
+        ],
+    }
+    if extra:
+        body.update(emotion=extra.get("emotion"), event=extra.get("event"))
+    return body
+
+
+@routes.api(
+    "/asr",
+    methods=["POST"],
+    summary="Transcribe an audio file (seed route)",
+    request=schemas.UploadForm,
+    request_content_type=MULTIPART,
+    response=schemas.AsrResponse,
+    errors=ERRORS,
+    tags=("seed",),
+)
+def asr() -> Response:
+    """``{"text": ...}`` plus language, duration and segments."""
+    audio, options = _seed_request()
+    return jsonify(_detail(_engine().transcribe(audio, options)))
+
+
+@routes.api(
+    "/asr/stream",
+    methods=["POST"],
+    summary="Transcribe, streaming one NDJSON line per segment (seed route)",
+    request=schemas.UploadForm,
+    request_content_type=MULTIPART,
+    response=schemas.StreamLine,
+    response_content_type="application/x-ndjson",
+    errors=ERRORS,
+    tags=("seed",),
+)
+def asr_stream() -> Response:
+    """``{"partial_text": <all text so far>}`` per decoded segment, then ``{"event": "done", "text"}``."""
+    audio, options = _seed_request()
+    return ndjson_response(_seed_lines(_engine().stream(audio, options)))
+
+
+def _seed_lines(stream: TranscriptStream) -> Iterator[dict[str, Any]]:
+    text = ""
+    try:
+        for segment in stream:
+            text += segment.text
+            yield {"partial_text": text.strip(), "start": round(segment.start, 3), "end": round(segment.end, 3)}
+        yield {
+            "event": "done",
+            "text": text.strip(),
+            "language": stream.language,
+            "duration": round(stream.duration, 3),
+        }
+    finally:
+        stream.close()
+
+
+@routes.api(
+    "/v1/audio/transcriptions",
+    methods=["POST"],
+    summary="OpenAI-compatible transcription",
+    request=schemas.TranscriptionUploadForm,
+    request_content_type=MULTIPART,
+    response=schemas.TranscriptionJson,
+    errors=ERRORS,
+    tags=("openai",),
+)
+def openai_transcriptions() -> Response:
+    """All of OpenAI's response formats; ``stream=true`` gives SSE ``transcript.text.delta``/``.done``."""
+    form = form_body(schemas.TranscriptionForm, list_fields=["timestamp_granularities"])
+    engine = _engine()
+    engine.check_model(form.model)
+    audio = uploaded_file("file")
+    granularities = set(form.timestamp_granularities)
+    options = TranscribeOptions(
+        language=form.language,
+        prompt=form.prompt,
+        temperature=form.temperature,
+        word_timestamps="word" in granularities,
+    )
+    if form.stream:
+        return sse_response(
+            _sse_events(engine.stream(audio, options)),
+            lambda message, code: {"type": "error", "error": {"message": message, "code": code}},
+        )
+    transcript = engine.transcribe(audio, options)
+    if form.response_format == "text":
+        return Response(transcript.text + "\n", mimetype="text/plain")
+    if form.response_format == "srt":
+        return Response(formats.to_srt(transcript.segments), mimetype="application/x-subrip")
+    if form.response_format == "vtt":
+        return Response(formats.to_vtt(transcript.segments), mimetype="text/vtt")
+    if form.response_format == "verbose_json":
+        return jsonify(formats.to_verbose_json(transcript, granularities))
+    return jsonify(text=transcript.text)
+
+
+def _sse_events(stream: TranscriptStream) -> Iterator[dict[str, Any]]:
+    parts: list[Segment] = []
+    try:
+        for segment in stream:
+            delta = segment.text if parts else segment.text.lstrip()
+            parts.append(segment)
+            yield {"type": "transcript.text.delta", "delta": delta}
+        yield {"type": "transcript.text.done", "text": "".join(s.text for s in parts).strip()}
+    finally:
+        stream.close()
+
+
+@routes.api(
+    "/v1/models", summary="Served model (OpenAI shape)", response=schemas.ModelList, errors=(), tags=("openai",)
+)
+def list_models() -> Response:
+    """The served model; aliases listed with it."""
+    settings = _engine().settings
+    return jsonify(
+        object="list",
+        data=[
+            {
+                "id": settings.model_name,
+                "object": "model",
+                "created": int(time.time()),
+                "owned_by": "local",
+                "aliases": settings.aliases,
+            }
+        ],
+    )
+
+
+def create_app(settings: AsrSettings | None = None, engine: AsrEngine | None = None) -> Flask:
+    """Build the ASR app.
+
+    Args:
+        settings: defaults to ``AsrSettings.load()`` (YAML + env).
+        engine: an engine to share (tests); if None one is built and starts loading in the background.
+    """
+    settings = settings or AsrSettings.load()
+    owns_engine = engine is None
+    engine = engine or AsrEngine(settings)
+    app = create_service_app("asr", settings, engine, [routes], description=DESCRIPTION)
+    metrics = app.extensions["suite"].metrics
+    metrics.track_queue(settings.model_name, engine.slot.depth)
+    if owns_engine:
+        engine.observer = metrics
+        engine.start()
+    return app

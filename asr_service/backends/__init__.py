@@ -1,0 +1,86 @@
+"""ASR backends: one file per model family behind :class:`AsrBackend`.
+
+Adding a backend is one module plus one line in :data:`BACKENDS`; routes don't change. Each
+backend validates its own ``options`` (from the config's ``options:`` block).
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+BACKENDS: dict[str, str] = {
+    "whisper": "asr_service.backends.whisper:WhisperBackend",
+    "sensevoice": "asr_service.backends.sensevoice:SenseVoiceBackend",
+}
+
+
+@dataclass(frozen=True)
+class TranscribeOptions:
+    """What a caller may ask of a transcription."""
+
+    language: str | None = None
+    """ISO code such as ``en`` or ``zh``; None detects it."""
+    prompt: str | None = None
+    """Text that conditions the decoder (names, spelling, style)."""
+    hotwords: str | None = None
+    """Words to favour, where the backend supports it."""
+    temperature: float | None = None
+    """Sampling temperature; None uses the backend's fallback schedule."""
+    word_timestamps: bool = False
+
+
+@dataclass(frozen=True)
+class Word:
+    """One word with its time span."""
+
+    start: float
+    end: float
+    word: str
+    probability: float | None = None
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A decoded stretch of speech."""
+
+    id: int
+    start: float
+    end: float
+    text: str
+    words: list[Word] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+    """Backend-specific facts (Whisper's avg_logprob, SenseVoice's emotion and event)."""
+
+
+@dataclass(frozen=True)
+class TranscriptInfo:
+    """Known before the first segment."""
+
+    language: str | None
+    duration: float
+
+
+class AsrBackend(Protocol):
+    """What the engine needs from a model family. One call at a time."""
+
+    supports_hotwords: bool
+
+    def transcribe(self, samples: np.ndarray, options: TranscribeOptions) -> tuple[TranscriptInfo, Iterator[Segment]]:
+        """Start decoding 16 kHz mono float32 ``samples``; segments come lazily, in order."""
+        ...
+
+    def close(self) -> None:
+        """Free the model."""
+        ...
+
+
+def create_backend(name: str, options: dict[str, Any], cpu_threads: int) -> AsrBackend:
+    """Instantiate backend ``name`` (importing its module now)."""
+    module_name, _, class_name = BACKENDS[name].partition(":")
+    backend_class = getattr(importlib.import_module(module_name), class_name)
+    return backend_class(options, cpu_threads)

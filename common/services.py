@@ -1,0 +1,35 @@
+"""The suite's services: where each one's WSGI app and settings class live (one place for scripts and gunicorn)."""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+
+from common.settings import ServiceSettings
+
+
+@dataclass(frozen=True)
+class Service:
+    """How to launch one service."""
+
+    name: str
+    app: str
+    """``module:attribute`` of the WSGI app for gunicorn."""
+    settings: str
+    """``module:Class`` of its settings."""
+
+    @property
+    def port_env(self) -> str:
+        """Variable the start scripts read for the port, e.g. ``EMBEDDING_PORT``."""
+        return f"{self.name.upper()}_PORT"
+
+    def settings_class(self) -> type[ServiceSettings]:
+        """Import and return the settings class."""
+        module, _, name = self.settings.partition(":")
+        return getattr(importlib.import_module(module), name)
+
+
+SERVICES: dict[str, Service] = {
+    "embedding": Service("embedding", "embedding_service.wsgi:app", "embedding_service.settings:EmbeddingSettings"),
+    "asr": Service("asr", "asr_service.wsgi:app", "asr_service.settings:AsrSettings"),
+}
