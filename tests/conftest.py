@@ -7,6 +7,10 @@ from collections.abc import Iterator
 
 import pytest
 
+from asr_service.app import create_app as create_asr_app
+from asr_service.engine import AsrEngine
+from asr_service.settings import AsrSettings
+from common.settings import ServiceSettings
 from embedding_service.app import create_app as create_embedding_app
 from embedding_service.engine import EmbeddingEngine
 from embedding_service.settings import EmbeddingSettings
@@ -26,14 +30,18 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name)
 
 
+def _shipped(settings_class: type[ServiceSettings]) -> ServiceSettings:
+    saved = {k: os.environ.pop(k) for k in _suite_env_vars()}
+    try:
+        return settings_class.load()
+    finally:
+        os.environ.update(saved)
+
+
 @pytest.fixture(scope="session")
 def embedding_settings() -> EmbeddingSettings:
     """The shipped offline config, read without env overrides."""
-    saved = {k: os.environ.pop(k) for k in _suite_env_vars()}
-    try:
-        return EmbeddingSettings.load()
-    finally:
-        os.environ.update(saved)
+    return _shipped(EmbeddingSettings)  # type: ignore[return-value]
 
 
 @pytest.fixture(scope="session")
@@ -56,4 +64,33 @@ def embedding_client(embedding_settings: EmbeddingSettings, embedding_engine: Em
 def embedding_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningService]:
     """The embedding service under real gunicorn, started by scripts/services.py on a free port."""
     with launch("embedding", tmp_path_factory.mktemp("embedding-run")) as service:
+        yield service
+
+
+@pytest.fixture(scope="session")
+def asr_settings() -> AsrSettings:
+    """The shipped offline ASR config (Whisper base)."""
+    return _shipped(AsrSettings)  # type: ignore[return-value]
+
+
+@pytest.fixture(scope="session")
+def asr_engine(asr_settings: AsrSettings) -> Iterator[AsrEngine]:
+    """Whisper base, loaded once for the whole session."""
+    engine = AsrEngine(asr_settings)
+    engine.start(background=False)
+    assert engine.status == "ready", engine.load_error
+    yield engine
+    engine.close()
+
+
+@pytest.fixture
+def asr_client(asr_settings: AsrSettings, asr_engine: AsrEngine):
+    """A Flask test client on a fresh app around the shared ASR engine."""
+    return create_asr_app(asr_settings, engine=asr_engine).test_client()
+
+
+@pytest.fixture(scope="session")
+def asr_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningService]:
+    """The ASR service under real gunicorn, started by scripts/services.py on a free port."""
+    with launch("asr", tmp_path_factory.mktemp("asr-run")) as service:
         yield service

@@ -1,0 +1,84 @@
+"""Real speech and format conversions made with PyAV (FFmpeg), for the ASR tests and benchmark."""
+
+from __future__ import annotations
+
+import io
+import re
+import wave
+from pathlib import Path
+
+import av
+import numpy as np
+
+DATA = Path(__file__).resolve().parent / "data"
+LIBRIVOX = DATA / "librivox"
+
+
+def librivox_clips() -> list[tuple[Path, str]]:
+    """(wav path, reference transcript) for the five LibriVox clips."""
+    references = {}
+    for line in (LIBRIVOX / "transcription").read_text().splitlines():
+        match = re.match(r"<s> (.*) </s> \((.*)\)", line.strip())
+        if match:
+            references[match.group(2)] = match.group(1)
+    return [(LIBRIVOX / f"{name}.wav", text) for name, text in sorted(references.items())]
+
+
+def read_wav(path: Path) -> np.ndarray:
+    """16-bit mono WAV -> float32 samples."""
+    with wave.open(str(path)) as wav:
+        return np.frombuffer(wav.readframes(wav.getnframes()), dtype="<i2").astype(np.float32) / 32768
+
+
+def wav_bytes(samples: np.ndarray, rate: int = 16000, channels: int = 1) -> bytes:
+    """16-bit PCM WAV; ``samples`` is (n,) or (n, channels)."""
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as wav:
+        wav.setnchannels(channels)
+        wav.setsampwidth(2)
+        wav.setframerate(rate)
+        wav.writeframes((np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes())
+    return buffer.getvalue()
+
+
+def long_speech(gap_seconds: float = 1.5) -> tuple[np.ndarray, str]:
+    """All five clips joined with silence (~30 s, several VAD segments) and the joined reference."""
+    pieces: list[np.ndarray] = []
+    texts: list[str] = []
+    silence = np.zeros(int(gap_seconds * 16000), dtype=np.float32)
+    for path, text in librivox_clips():
+        pieces += [read_wav(path), silence]
+        texts.append(text)
+    return np.concatenate(pieces), " ".join(texts)
+
+
+def encode(samples: np.ndarray, container: str, codec: str, rate: int = 16000, layout: str = "mono") -> bytes:
+    """Encode float samples (16 kHz mono) into ``container``/``codec`` at ``rate`` with ``layout``."""
+    buffer = io.BytesIO()
+    with av.open(buffer, mode="w", format=container) as out:
+        stream = out.add_stream(codec, rate=rate, layout=layout)
+        frame = av.AudioFrame.from_ndarray((samples * 32767).astype("<i2")[None, :], format="s16", layout="mono")
+        frame.sample_rate = 16000
+        resampler = av.AudioResampler(format=stream.codec_context.format.name, layout=layout, rate=rate)
+        for resampled in resampler.resample(frame) + resampler.resample(None):
+            for packet in stream.encode(resampled):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    return buffer.getvalue()
+
+
+def word_error_rate(reference: str, hypothesis: str) -> float:
+    """Word-level Levenshtein distance / reference length, after lower-casing and dropping punctuation."""
+
+    def words(text: str) -> list[str]:
+        text = text.lower().replace("-", " ").replace("mr.", "mister")
+        return re.sub(r"[^\w\s']", " ", text).split()
+
+    ref, hyp = words(reference), words(hypothesis)
+    row = list(range(len(hyp) + 1))
+    for i, r in enumerate(ref, 1):
+        previous, row[0] = row[0], i
+        for j, h in enumerate(hyp, 1):
+            previous, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, previous + (r != h))
+    return row[-1] / max(len(ref), 1)
