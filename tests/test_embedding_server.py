@@ -15,32 +15,13 @@ import numpy as np
 import openai
 import pytest
 
-from tests.servers import REPO, RunningService, launch
+from tests.servers import REPO, RunningService, launch, run_readme_curls
 
 pytestmark = pytest.mark.slow
 
 
-def _readme_curls(port: int) -> list[str]:
-    """The embedding curl examples from README.md, pointed at the test port."""
-    text = (REPO / "README.md").read_text()
-    blocks = re.findall(r"```bash\n(.*?)```", text, flags=re.S)
-    commands = [b.strip() for b in blocks if b.lstrip().startswith("curl") and ":7202" in b]
-    return [c.replace(":7202", f":{port}") for c in commands]
-
-
 def test_readme_curl_examples_work_as_written(embedding_server: RunningService) -> None:
-    port = int(embedding_server.url.rsplit(":", 1)[1])
-    commands = _readme_curls(port)
-    assert len(commands) >= 8
-    for command in commands:
-        done = subprocess.run(
-            ["bash", "-c", f"{command} --fail-with-body --silent --show-error"],
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        assert done.returncode == 0, f"{command}\n{done.stdout}\n{done.stderr}"
-        assert done.stdout.strip(), command
+    assert run_readme_curls(embedding_server, 7202) >= 8
 
 
 def test_openai_sdk(embedding_server: RunningService) -> None:

@@ -35,6 +35,8 @@ class WhisperOptions(BaseModel):
     beam_size: int = Field(default=5, ge=1, le=10)
     vad: bool = True
     """Skip silence with Silero VAD (keeps long or silent files fast and stops hallucinated text)."""
+    condition_on_previous_text: bool = False
+    """Feed each window's text to the next; off by default, as on it can loop and repeat sentences."""
     chinese_script: Literal["simplified", "traditional"] = "simplified"
     """Whisper writes Chinese in Traditional characters by default; convert to Simplified unless asked."""
 
@@ -99,6 +101,7 @@ class WhisperBackend:
             "hotwords": options.hotwords,
             "word_timestamps": options.word_timestamps,
             "vad_filter": self.options.vad,
+            "condition_on_previous_text": self.options.condition_on_previous_text,
         }
         if options.temperature is not None:
             kwargs["temperature"] = options.temperature
