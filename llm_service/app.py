@@ -1,0 +1,175 @@
+"""HTTP layer of the LLM service: validate, call the engine, serialise (JSON, NDJSON, SSE). No model code."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from flask import Flask, Response, jsonify
+
+from common.app import create_service_app, service_context
+from common.openapi import ApiBlueprint
+from common.streaming import ndjson_response, sse_response
+from common.validation import json_body
+from llm_service import schemas
+from llm_service.backends import ChatParams
+from llm_service.engine import LlmEngine
+from llm_service.settings import LlmSettings
+
+DESCRIPTION = (
+    "LLM chat. Seed routes `/api/chat` and `/api/chat/stream` (NDJSON), OpenAI "
+    "`/v1/chat/completions` (JSON or SSE) and `/v1/models`."
+)
+ERRORS = (400, 404, 429, 502, 504)
+KNOBS = (
+    "temperature",
+    "top_p",
+    "seed",
+    "tools",
+    "tool_choice",
+    "response_format",
+    "presence_penalty",
+    "frequency_penalty",
+)
+
+routes = ApiBlueprint("llm", __name__)
+
+
+def _engine() -> LlmEngine:
+    return service_context().engine  # type: ignore[return-value]
+
+
+def _params(body: schemas.ChatRequest) -> ChatParams:
+    messages = [m.model_dump(exclude_none=True) for m in body.messages]
+    stop = [body.stop] if isinstance(body.stop, str) else body.stop
+    knobs = {name: getattr(body, name) for name in KNOBS}
+    return _engine().params(
+        messages,
+        model=body.model,
+        max_tokens=body.max_completion_tokens or body.max_tokens,
+        stop=stop,
+        extra=dict(body.model_extra or {}),
+        **knobs,
+    )
+
+
+@routes.api(
+    "/api/chat",
+    methods=["POST"],
+    summary="Chat, whole answer (seed route)",
+    request=schemas.ChatRequest,
+    response=schemas.ChatResponse,
+    errors=ERRORS,
+    tags=("seed",),
+)
+def chat() -> Response:
+    """``{"content", "model", "raw"}``; ``raw`` is the OpenAI ``chat.completion``."""
+    engine = _engine()
+    params = _params(json_body(schemas.ChatRequest))
+    completion = engine.complete(params)
+    message = completion["choices"][0]["message"] if completion.get("choices") else {}
+    return jsonify(content=message.get("content"), model=completion["model"], raw=completion)
+
+
+@routes.api(
+    "/api/chat/stream",
+    methods=["POST"],
+    summary="Chat, streamed as NDJSON deltas (seed route)",
+    request=schemas.ChatRequest,
+    response=schemas.StreamLine,
+    response_content_type="application/x-ndjson",
+    errors=ERRORS,
+    tags=("seed",),
+)
+def chat_stream() -> Response:
+    """``{"delta": ...}`` per chunk, then ``{"event": "done", "finish_reason", "usage"}``."""
+    params = _params(json_body(schemas.ChatRequest))
+    return ndjson_response(_seed_lines(_engine().stream(params, include_usage=True)))
+
+
+def _seed_lines(chunks: Any) -> Iterator[dict[str, Any]]:
+    finish_reason = None
+    usage = None
+    try:
+        for chunk in chunks:
+            usage = chunk.get("usage") or usage
+            for choice in chunk.get("choices") or []:
+                finish_reason = choice.get("finish_reason") or finish_reason
+                delta = (choice.get("delta") or {}).get("content")
+                if delta:
+                    yield {"delta": delta}
+        yield {"event": "done", "finish_reason": finish_reason, "usage": usage}
+    finally:
+        chunks.close()
+
+
+@routes.api(
+    "/v1/chat/completions",
+    methods=["POST"],
+    summary="OpenAI-compatible chat completions (JSON or SSE)",
+    request=schemas.ChatRequest,
+    response=schemas.ChatCompletion,
+    errors=ERRORS,
+    tags=("openai",),
+)
+def chat_completions() -> Response:
+    """OpenAI's chat completions; ``stream=true`` sends ``chat.completion.chunk`` events and ``[DONE]``."""
+    body = json_body(schemas.ChatRequest)
+    params = _params(body)
+    engine = _engine()
+    if body.stream:
+        include_usage = bool(body.stream_options and body.stream_options.include_usage)
+        chunks = engine.stream(params, include_usage=include_usage)
+        return sse_response(
+            _closing(chunks),
+            lambda message, code: {"error": {"message": message, "code": code, "type": "server_error"}},
+            done_marker=True,
+        )
+    return jsonify(engine.complete(params))
+
+
+def _closing(chunks: Any) -> Iterator[dict[str, Any]]:
+    try:
+        yield from chunks
+    finally:
+        chunks.close()
+
+
+@routes.api(
+    "/v1/models", summary="Served model (OpenAI shape)", response=schemas.ModelList, errors=(), tags=("openai",)
+)
+def list_models() -> Response:
+    """The served model with its aliases."""
+    settings = _engine().settings
+    return jsonify(
+        object="list",
+        data=[
+            {
+                "id": settings.model_name,
+                "object": "model",
+                "created": int(time.time()),
+                "owned_by": "local",
+                "aliases": settings.aliases,
+            }
+        ],
+    )
+
+
+def create_app(settings: LlmSettings | None = None, engine: LlmEngine | None = None) -> Flask:
+    """Build the LLM app.
+
+    Args:
+        settings: defaults to ``LlmSettings.load()`` (YAML + env).
+        engine: an engine to share (tests); if None one is built and starts loading in the background.
+    """
+    settings = settings or LlmSettings.load()
+    owns_engine = engine is None
+    engine = engine or LlmEngine(settings)
+    app = create_service_app("llm", settings, engine, [routes], description=DESCRIPTION)
+    metrics = app.extensions["suite"].metrics
+    metrics.track_queue(settings.model_name, engine.slot.depth)
+    if owns_engine:
+        engine.observer = metrics
+        engine.start()
+    return app

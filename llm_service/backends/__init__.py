@@ -1,0 +1,85 @@
+"""LLM backends behind :class:`ChatBackend`: both speak OpenAI's chat.completion shapes.
+
+Adding a backend is one module plus one line in :data:`BACKENDS`; routes don't change.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+BACKENDS: dict[str, str] = {
+    "llama_cpp": "llm_service.backends.llama_cpp:LlamaCppBackend",
+    "openai_upstream": "llm_service.backends.openai_upstream:OpenAIUpstreamBackend",
+}
+
+
+@dataclass(frozen=True)
+class ChatParams:
+    """One chat request, validated and with defaults applied."""
+
+    messages: list[dict[str, Any]]
+    model: str | None
+    """None: the backend's configured model; otherwise a name to pass through to an upstream."""
+    max_tokens: int
+    temperature: float | None = None
+    top_p: float | None = None
+    stop: list[str] | None = None
+    seed: int | None = None
+    tools: list[dict[str, Any]] | None = None
+    tool_choice: Any = None
+    response_format: dict[str, Any] | None = None
+    presence_penalty: float | None = None
+    frequency_penalty: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+    """Further OpenAI fields passed to backends that understand them (upstreams)."""
+
+    def openai_kwargs(self) -> dict[str, Any]:
+        """The set fields as ``chat.completions.create`` keyword arguments."""
+        kwargs: dict[str, Any] = {"messages": self.messages, "max_tokens": self.max_tokens}
+        for name in (
+            "temperature",
+            "top_p",
+            "stop",
+            "seed",
+            "tools",
+            "tool_choice",
+            "response_format",
+            "presence_penalty",
+            "frequency_penalty",
+        ):
+            value = getattr(self, name)
+            if value is not None:
+                kwargs[name] = value
+        return kwargs
+
+
+class ChatBackend(Protocol):
+    """What the engine needs from an LLM. ``exclusive`` backends get one request at a time."""
+
+    exclusive: bool
+
+    def complete(self, params: ChatParams) -> dict[str, Any]:
+        """A whole ``chat.completion`` object."""
+        ...
+
+    def stream(self, params: ChatParams, include_usage: bool) -> Iterator[dict[str, Any]]:
+        """``chat.completion.chunk`` objects as they are generated; closing the iterator stops generation."""
+        ...
+
+    def health(self) -> dict[str, Any]:
+        """Facts for /health (never raises)."""
+        ...
+
+    def close(self) -> None:
+        """Free the model / connection pool."""
+        ...
+
+
+def create_backend(name: str, options: dict[str, Any], cpu_threads: int) -> ChatBackend:
+    """Instantiate backend ``name`` (importing its module now)."""
+    module_name, _, class_name = BACKENDS[name].partition(":")
+    backend_class = getattr(importlib.import_module(module_name), class_name)
+    return backend_class(options, cpu_threads)

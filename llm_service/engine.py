@@ -1,0 +1,181 @@
+"""The LLM engine: validate limits, pick the model name, run the backend (one at a time when local). No HTTP.
+
+>>> engine = LlmEngine(LlmSettings.load()); engine.start(background=False)
+>>> engine.complete(engine.params([{"role": "user", "content": "hi"}]))["choices"][0]["message"]["content"]
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from common.batching import BatchObserver
+from common.errors import BadRequest, NotFound
+from common.lifecycle import ModelEngine
+from common.model_slot import Lease, LeasedStream, ModelSlot
+from llm_service.backends import ChatBackend, ChatParams, create_backend
+from llm_service.settings import LlmSettings
+
+log = logging.getLogger("suite.llm")
+
+
+class LlmEngine(ModelEngine):
+    """One chat backend; a local model serves one request at a time behind a bounded wait queue."""
+
+    def __init__(self, settings: LlmSettings, observer: BatchObserver | None = None) -> None:
+        super().__init__()
+        self.settings = settings
+        self.observer = observer
+        self.slot = ModelSlot(
+            settings.model_name, max_waiting=settings.limits.max_waiting, wait_timeout=settings.limits.wait_timeout_s
+        )
+        self._backend: ChatBackend | None = None
+
+    def _load(self) -> None:
+        self._backend = create_backend(self.settings.backend, self.settings.options, self.settings.cpu_threads)
+        log.info("loaded %s (%s backend)", self.settings.model_name, self.settings.backend)
+
+    @property
+    def model_names(self) -> list[str]:
+        """The served model and its aliases."""
+        return [self.settings.model_name, *self.settings.aliases]
+
+    def params(
+        self,
+        messages: list[dict[str, Any]],
+        *,
+        model: str | None = None,
+        max_tokens: int | None = None,
+        extra: dict[str, Any] | None = None,
+        **knobs: Any,
+    ) -> ChatParams:
+        """Check limits, apply defaults and resolve the model name.
+
+        Raises:
+            BadRequest: too many messages, too much text, or max_tokens over the limit.
+            NotFound: a model this service does not serve (unless passing models through).
+        """
+        limits, defaults = self.settings.limits, self.settings.defaults
+        if not messages:
+            raise BadRequest("messages must contain at least one message", param="messages")
+        if len(messages) > limits.max_messages:
+            raise BadRequest(f"{len(messages)} messages; the limit is {limits.max_messages}", param="messages")
+        chars = sum(len(str(m.get("content") or "")) for m in messages)
+        if chars > limits.max_input_chars:
+            raise BadRequest(
+                f"the messages hold {chars} characters; the limit is {limits.max_input_chars}",
+                param="messages",
+                code="input_too_long",
+            )
+        max_tokens = max_tokens or defaults.max_tokens
+        if max_tokens > limits.max_tokens:
+            raise BadRequest(f"max_tokens is {max_tokens}; the limit is {limits.max_tokens}", param="max_tokens")
+        for name, default in (("temperature", defaults.temperature), ("top_p", defaults.top_p)):
+            if knobs.get(name) is None:
+                knobs[name] = default
+        return ChatParams(
+            messages=messages, model=self._upstream_model(model), max_tokens=max_tokens, extra=extra or {}, **knobs
+        )
+
+    def _upstream_model(self, requested: str | None) -> str | None:
+        if requested is None or requested in self.model_names:
+            return None
+        if self.settings.pass_through_models:
+            return requested
+        raise NotFound(
+            f"model {requested!r} is not served here; available: {', '.join(self.model_names)}",
+            param="model",
+            code="model_not_found",
+        )
+
+    def served_name(self, params: ChatParams) -> str:
+        """The model name to report for ``params``."""
+        return params.model or self.settings.model_name
+
+    def complete(self, params: ChatParams) -> dict[str, Any]:
+        """Generate a whole answer as an OpenAI ``chat.completion`` dict.
+
+        Raises:
+            BadRequest: the prompt does not fit the context.
+            Overloaded / ServiceUnavailable: local model busy past the queue, or not loaded.
+            UpstreamError / UpstreamTimeout: the upstream failed or was too slow.
+        """
+        backend, lease = self._acquire()
+        started = time.perf_counter()
+        failed = True
+        try:
+            completion = backend.complete(params)
+            failed = False
+        finally:
+            lease.release()
+            self._observe(started, failed)
+        completion["model"] = self.served_name(params)
+        return completion
+
+    def stream(self, params: ChatParams, include_usage: bool = False) -> LeasedStream[dict[str, Any]]:
+        """OpenAI ``chat.completion.chunk`` dicts as they are generated.
+
+        The first chunk is produced before this returns, so a prompt that is too long or an upstream
+        that is down raises here (a plain error response), not inside the stream. Closing the
+        returned stream (the client left) stops generation and frees the model.
+        """
+        backend, lease = self._acquire()
+        started = time.perf_counter()
+        try:
+            chunks = backend.stream(params, include_usage)
+            first = next(chunks, None)
+        except Exception:
+            lease.release()
+            self._observe(started, failed=True)
+            raise
+        head = [] if first is None else [first]
+        return LeasedStream(self._renamed(itertools.chain(head, chunks), params, started, chunks), lease)
+
+    def _renamed(
+        self, chunks: Iterator[dict[str, Any]], params: ChatParams, started: float, source: Iterator[dict[str, Any]]
+    ) -> Iterator[dict[str, Any]]:
+        name = self.served_name(params)
+        outcome = "stopped"
+        try:
+            for chunk in chunks:
+                chunk["model"] = name
+                yield chunk
+            outcome = "done"
+        except Exception:
+            outcome = "failed"
+            raise
+        finally:
+            close = getattr(source, "close", None)
+            if close is not None:
+                close()
+            if outcome == "stopped":
+                log.info("generation stopped after %.2f s: stream closed (client gone?)", time.perf_counter() - started)
+            self._observe(started, failed=outcome == "failed")
+
+    def _acquire(self) -> tuple[ChatBackend, Lease]:
+        self.ensure_ready()
+        backend = self._backend
+        assert backend is not None
+        lease = self.slot.acquire() if backend.exclusive else Lease(lambda: None)
+        return backend, lease
+
+    def _observe(self, started: float, failed: bool) -> None:
+        if self.observer is not None:
+            self.observer.observe_batch(self.settings.model_name, 1, time.perf_counter() - started, failed)
+
+    def describe(self) -> dict[str, Any]:
+        """Seed-compatible ``{"model": ...}`` plus backend facts."""
+        facts: dict[str, Any] = {"model": self.settings.model_name, "backend": self.settings.backend}
+        if self._backend is not None:
+            facts.update(self._backend.health())
+        return facts
+
+    def close(self) -> None:
+        """Free the model."""
+        super().close()
+        if self._backend is not None:
+            self._backend.close()
+            self._backend = None

@@ -1,0 +1,155 @@
+"""LLM routes in process, on the real local model (Qwen2.5-Coder-0.5B GGUF, llama.cpp)."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+GREEDY = {"temperature": 0, "seed": 7}
+
+
+def _user(text: str) -> list[dict]:
+    return [{"role": "user", "content": text}]
+
+
+def test_health_has_the_seed_shape(llm_client) -> None:
+    body = llm_client.get("/health").json
+    assert body["status"] == "ok" and body["model"] == "Qwen2.5-Coder-0.5B-Instruct"
+
+
+def test_english_answer(llm_client) -> None:
+    response = llm_client.post(
+        "/api/chat", json={"messages": _user("What is 2+2? Reply with the number only."), **GREEDY}
+    )
+    assert response.status_code == 200, response.json
+    body = response.json
+    assert "4" in body["content"]
+    assert body["model"] == "Qwen2.5-Coder-0.5B-Instruct"
+    assert body["raw"]["object"] == "chat.completion"
+    assert body["raw"]["choices"][0]["message"]["content"] == body["content"]
+    assert body["raw"]["usage"]["completion_tokens"] > 0
+
+
+def test_chinese_answer_with_system_prompt(llm_client) -> None:
+    messages = [
+        {"role": "system", "content": "你是一个精简的助手"},
+        {"role": "user", "content": "请用一句话总结人工智能"},
+    ]
+    body = llm_client.post("/api/chat", json={"messages": messages, "max_tokens": 60, **GREEDY}).json
+    assert re.search(r"[\u4e00-\u9fff]", body["content"]), body["content"]
+
+
+def test_seed_model_name_is_accepted(llm_client) -> None:
+    body = llm_client.post(
+        "/api/chat", json={"model": "Qwen/Qwen3-Coder-480B-A35B-Instruct", "messages": _user("Say hi"), "max_tokens": 8}
+    ).json
+    assert body["content"]
+
+
+def test_stream_deltas_concatenate_to_the_whole_answer(llm_client) -> None:
+    request = {"messages": _user("Write a Python function that adds two numbers."), "max_tokens": 48, **GREEDY}
+    whole = llm_client.post("/api/chat", json=request).json["content"]
+    response = llm_client.post("/api/chat/stream", json=request)
+    assert response.mimetype == "application/x-ndjson"
+    lines = [json.loads(line) for line in response.get_data(as_text=True).splitlines()]
+    deltas = [line["delta"] for line in lines if "delta" in line]
+    assert len(deltas) > 5
+    assert "".join(deltas) == whole
+    assert lines[-1]["event"] == "done"
+    assert lines[-1]["finish_reason"] in {"stop", "length"}
+    assert lines[-1]["usage"]["completion_tokens"] == len(deltas)
+
+
+def test_max_tokens_and_stop_are_honoured(llm_client) -> None:
+    short = llm_client.post(
+        "/api/chat", json={"messages": _user("Tell me a long story about a dragon."), "max_tokens": 5, **GREEDY}
+    ).json
+    assert short["raw"]["choices"][0]["finish_reason"] == "length"
+    assert short["raw"]["usage"]["completion_tokens"] <= 5
+    counted = llm_client.post(
+        "/api/chat",
+        json={"messages": _user("Count from 1 to 10, separated by spaces."), "stop": ["6"], "max_tokens": 60, **GREEDY},
+    ).json
+    assert "5" in counted["content"] and "6" not in counted["content"] and "7" not in counted["content"]
+    assert counted["raw"]["choices"][0]["finish_reason"] == "stop"
+
+
+def test_openai_completions_json_and_sse(llm_client) -> None:
+    request = {
+        "model": "Qwen2.5-Coder-0.5B-Instruct",
+        "messages": _user("Name a prime number."),
+        "max_tokens": 16,
+        **GREEDY,
+    }
+    completion = llm_client.post("/v1/chat/completions", json=request).json
+    assert completion["object"] == "chat.completion" and completion["choices"][0]["message"]["role"] == "assistant"
+    response = llm_client.post(
+        "/v1/chat/completions", json={**request, "stream": True, "stream_options": {"include_usage": True}}
+    )
+    assert response.mimetype == "text/event-stream"
+    frames = [f.removeprefix("data: ") for f in response.get_data(as_text=True).split("\n\n") if f]
+    assert frames[-1] == "[DONE]"
+    chunks = [json.loads(f) for f in frames[:-1]]
+    assert all(c["object"] == "chat.completion.chunk" for c in chunks)
+    text = "".join((c["choices"][0]["delta"].get("content") or "") for c in chunks if c["choices"])
+    assert text == completion["choices"][0]["message"]["content"]
+    assert chunks[-1]["usage"]["completion_tokens"] > 0
+
+
+def test_tools_are_accepted(llm_client) -> None:
+    tools = [
+        {
+            "type": "function",
+            "function": {
+                "name": "get_weather",
+                "description": "Weather for a city",
+                "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+            },
+        }
+    ]
+    response = llm_client.post(
+        "/v1/chat/completions",
+        json={"messages": _user("Weather in Paris?"), "tools": tools, "max_tokens": 40, **GREEDY},
+    )
+    assert response.status_code == 200, response.json
+
+
+@pytest.mark.parametrize(
+    ("body", "param"),
+    [
+        ({}, "messages"),
+        ({"messages": []}, "messages"),
+        ({"messages": [{"role": "wizard", "content": "hi"}]}, "messages.0.role"),
+        ({"messages": [{"role": "user", "content": 42}]}, "messages.0.content"),
+        ({"messages": [{"role": "user"}]}, "messages.0"),
+        ({"messages": "hello"}, "messages"),
+        ({"messages": [{"role": "user", "content": "hi"}], "temperature": -0.1}, "temperature"),
+        ({"messages": [{"role": "user", "content": "hi"}], "top_p": 1.5}, "top_p"),
+        ({"messages": [{"role": "user", "content": "hi"}], "max_tokens": 0}, "max_tokens"),
+        ({"messages": [{"role": "user", "content": "hi"}], "max_tokens": 10**6}, "max_tokens"),
+        ({"messages": [{"role": "user", "content": "hi"}], "n": 2}, "n"),
+        ({"messages": [{"role": "user", "content": "hi"}], "stop": ""}, "stop"),
+    ],
+)
+def test_bad_requests_name_the_field(llm_client, body: dict, param: str) -> None:
+    for path in ("/api/chat", "/api/chat/stream", "/v1/chat/completions"):
+        response = llm_client.post(path, json=body)
+        assert response.status_code == 400, (path, response.json)
+        assert response.json["error"]["param"].startswith(param), response.json
+
+
+def test_unknown_model_is_404(llm_client) -> None:
+    response = llm_client.post("/api/chat", json={"model": "gpt-5", "messages": _user("hi")})
+    assert response.status_code == 404
+    assert "Qwen2.5-Coder-0.5B-Instruct" in response.json["error"]["message"]
+
+
+def test_prompt_over_the_context_is_400(llm_client) -> None:
+    long = _user("word " * 6000)
+    for path in ("/api/chat", "/api/chat/stream"):
+        response = llm_client.post(path, json={"messages": long, "max_tokens": 10})
+        assert response.status_code == 400, response.get_data(as_text=True)[:200]
+        assert response.json["error"]["code"] == "context_length_exceeded"
+    assert llm_client.post("/api/chat", json={"messages": _user("hi"), "max_tokens": 4}).status_code == 200
