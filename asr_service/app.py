@@ -182,12 +182,6 @@ def create_app(settings: AsrSettings | None = None, engine: AsrEngine | None = N
         engine: an engine to share (tests); if None one is built and starts loading in the background.
     """
     settings = settings or AsrSettings.load()
-    owns_engine = engine is None
-    engine = engine or AsrEngine(settings)
-    app = create_service_app("asr", settings, engine, [routes], description=DESCRIPTION)
-    metrics = app.extensions["suite"].metrics
-    metrics.track_queue(settings.model_name, engine.slot.depth)
-    if owns_engine:
-        engine.observer = metrics
-        engine.start()
-    return app
+    return create_service_app(
+        "asr", settings, engine or AsrEngine(settings), [routes], description=DESCRIPTION, start_engine=engine is None
+    )

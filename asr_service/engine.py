@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from asr_service.backends import AsrBackend, Segment, TranscribeOptions, TranscriptInfo, create_backend
 from asr_service.settings import AsrSettings
 from common.audio import Audio, decode_audio
-from common.batching import BatchObserver
 from common.errors import BadRequest, NotFound
 from common.lifecycle import ModelEngine
 from common.model_slot import LeasedStream, ModelSlot
@@ -55,10 +54,9 @@ class TranscriptStream:
 class AsrEngine(ModelEngine):
     """One backend, used by one request at a time behind a bounded wait queue."""
 
-    def __init__(self, settings: AsrSettings, observer: BatchObserver | None = None) -> None:
+    def __init__(self, settings: AsrSettings) -> None:
         super().__init__()
         self.settings = settings
-        self.observer = observer
         self.slot = ModelSlot(
             settings.model_name, max_waiting=settings.limits.max_waiting, wait_timeout=settings.limits.wait_timeout_s
         )
@@ -153,8 +151,11 @@ class AsrEngine(ModelEngine):
                 log.info("transcribed %.1f s of audio in %.2f s (%d segments)", duration, seconds, count)
 
     def _observe(self, started: float, *, failed: bool) -> None:
-        if self.observer is not None:
-            self.observer.observe_batch(self.settings.model_name, 1, time.perf_counter() - started, failed)
+        self.observe_batch(self.settings.model_name, 1, time.perf_counter() - started, failed)
+
+    def queue_depths(self) -> dict[str, Callable[[], int]]:
+        """Requests waiting for the model."""
+        return {self.settings.model_name: self.slot.depth}
 
     def describe(self) -> dict[str, Any]:
         """Model facts for ``/health``."""

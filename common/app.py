@@ -139,6 +139,16 @@ def openapi() -> Response:
     return jsonify(ctx.openapi.render(auth_enabled=ctx.settings.server.api_key is not None))
 
 
+def model_list(models: dict[str, list[str]]) -> Response:
+    """OpenAI's ``GET /v1/models`` answer: one card per served model id, with its aliases."""
+    created = int(time.time())
+    cards = [
+        {"id": model, "object": "model", "created": created, "owned_by": "local", "aliases": aliases}
+        for model, aliases in models.items()
+    ]
+    return jsonify(object="list", data=cards)
+
+
 def create_service_app(
     name: str,
     settings: ServiceSettings,
@@ -147,14 +157,17 @@ def create_service_app(
     *,
     description: str = "",
     version: str = "0.1.0",
+    start_engine: bool = True,
 ) -> Flask:
     """Build a service's Flask app around an engine and its route blueprints.
 
     Args:
         name: service name, used in metrics and logs.
         settings: the service's settings (``settings.server`` drives the kit).
-        engine: the model engine; the caller decides when to ``start()`` it.
+        engine: the model engine; its queues are exported as metrics.
         blueprints: the service's routes.
+        start_engine: report the engine's model calls to this app's metrics and start loading
+            in the background (False for an engine shared between apps, e.g. in tests).
     """
     configure_logging(settings.server.log_level)
     app = Flask(name)
@@ -171,6 +184,12 @@ def create_service_app(
     app.register_error_handler(ApiError, _api_error)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unhandled_error)
+    metrics = app.extensions["suite"].metrics
+    for queue, depth in engine.queue_depths().items():
+        metrics.track_queue(queue, depth)
+    if start_engine:
+        engine.observer = metrics
+        engine.start()
     return app
 
 

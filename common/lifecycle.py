@@ -5,8 +5,10 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
+from common.batching import BatchObserver
 from common.errors import ServiceUnavailable
 
 log = logging.getLogger("suite.engine")
@@ -25,6 +27,8 @@ class ModelEngine:
         self._loader: threading.Thread | None = None
         self._closed = False
         self.load_seconds: float | None = None
+        self.observer: BatchObserver | None = None
+        """Receives one call per model call (the app's metrics); set before ``start()``."""
 
     def start(self, background: bool = True) -> None:
         """Begin loading models (idempotent)."""
@@ -84,6 +88,15 @@ class ModelEngine:
     def describe(self) -> dict[str, Any]:
         """Model names and other facts for ``/health`` (override)."""
         return {}
+
+    def queue_depths(self) -> dict[str, Callable[[], int]]:
+        """Queue name -> function giving its current depth, for metrics (override)."""
+        return {}
+
+    def observe_batch(self, queue: str, size: int, seconds: float, failed: bool) -> None:
+        """Report one model call of ``size`` items to :attr:`observer`, if any."""
+        if self.observer is not None:
+            self.observer.observe_batch(queue, size, seconds, failed)
 
     def close(self) -> None:
         """Release models and workers (override and call super)."""

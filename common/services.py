@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
 
+from common.registry import import_object
 from common.settings import ServiceSettings
 
 
@@ -25,8 +25,7 @@ class Service:
 
     def settings_class(self) -> type[ServiceSettings]:
         """Import and return the settings class."""
-        module, _, name = self.settings.partition(":")
-        return getattr(importlib.import_module(module), name)
+        return import_object(self.settings)
 
 
 SERVICES: dict[str, Service] = {

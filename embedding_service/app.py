@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import base64
-import time
 import uuid
-from functools import partial
 
 from flask import Flask, Response, jsonify
 
-from common.app import create_service_app, service_context
+from common.app import create_service_app, model_list, service_context
 from common.openapi import ApiBlueprint
 from common.validation import json_body
 from embedding_service import schemas
@@ -125,18 +123,7 @@ def list_models() -> Response:
     """Every served model with its aliases."""
     engine = _engine()
     aliases = engine.describe()["aliases"]
-    created = int(time.time())
-    data = [
-        {
-            "id": name,
-            "object": "model",
-            "created": created,
-            "owned_by": "local",
-            "aliases": [alias for alias, real in aliases.items() if real == name],
-        }
-        for name in engine.model_names
-    ]
-    return jsonify(object="list", data=data)
+    return model_list({name: [a for a, real in aliases.items() if real == name] for name in engine.model_names})
 
 
 @routes.api(
@@ -170,14 +157,11 @@ def create_app(settings: EmbeddingSettings | None = None, engine: EmbeddingEngin
         engine: an engine to share (tests); if None one is built and starts loading in the background.
     """
     settings = settings or EmbeddingSettings.load()
-    owns_engine = engine is None
-    engine = engine or EmbeddingEngine(settings)
-    app = create_service_app("embedding", settings, engine, [routes], description=DESCRIPTION)
-    metrics = app.extensions["suite"].metrics
-    if owns_engine:
-        engine.observer = metrics
-    for name in engine.model_names:
-        metrics.track_queue(name, partial(engine.queue_depth, name))
-    if owns_engine:
-        engine.start()
-    return app
+    return create_service_app(
+        "embedding",
+        settings,
+        engine or EmbeddingEngine(settings),
+        [routes],
+        description=DESCRIPTION,
+        start_engine=engine is None,
+    )

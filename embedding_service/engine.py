@@ -8,12 +8,14 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import numpy as np
 
-from common.batching import BatchObserver, MicroBatcher
+from common.batching import MicroBatcher
 from common.errors import BadRequest, NotFound, ServiceUnavailable
 from common.lifecycle import ModelEngine
 from embedding_service.backends import EmbeddingBackend, create_backend
@@ -61,11 +63,9 @@ class ServedModel:
 class EmbeddingEngine(ModelEngine):
     """Serves every configured model; concurrent calls for one model share forward passes."""
 
-    def __init__(self, settings: EmbeddingSettings, observer: BatchObserver | None = None) -> None:
+    def __init__(self, settings: EmbeddingSettings) -> None:
         super().__init__()
         self.settings = settings
-        self.observer = observer
-        """Receives batch sizes and timings (the app's metrics); may be set after construction."""
         self._models: dict[str, ServedModel] = {}
         self._names: dict[str, str] = {}
         for name, spec in settings.models.items():
@@ -94,9 +94,13 @@ class EmbeddingEngine(ModelEngine):
         return list(self.settings.models)
 
     def queue_depth(self, name: str) -> int:
-        """Texts waiting for a model (0 before it is loaded), for metrics."""
+        """Texts waiting for a model (0 before it is loaded)."""
         served = self._models.get(name)
         return served.batcher.depth() if served else 0
+
+    def queue_depths(self) -> dict[str, Callable[[], int]]:
+        """One queue per served model."""
+        return {name: partial(self.queue_depth, name) for name in self.model_names}
 
     def resolve(self, name: str | None) -> ServedModel:
         """Find a served model by name or alias; None means the default.
@@ -171,11 +175,6 @@ class EmbeddingEngine(ModelEngine):
         order = np.argsort(-scores, kind="stable")
         hits = [RerankHit(int(i), float(scores[i])) for i in order[: top_n or len(order)]]
         return q.model, hits, sum(q.token_counts) + sum(docs.token_counts)
-
-    def observe_batch(self, queue: str, size: int, seconds: float, failed: bool) -> None:
-        """Forward batch statistics to :attr:`observer`, if any."""
-        if self.observer is not None:
-            self.observer.observe_batch(queue, size, seconds, failed)
 
     def describe(self) -> dict[str, Any]:
         """Served models, default and aliases for ``/health``."""

@@ -164,12 +164,6 @@ def create_app(settings: LlmSettings | None = None, engine: LlmEngine | None = N
         engine: an engine to share (tests); if None one is built and starts loading in the background.
     """
     settings = settings or LlmSettings.load()
-    owns_engine = engine is None
-    engine = engine or LlmEngine(settings)
-    app = create_service_app("llm", settings, engine, [routes], description=DESCRIPTION)
-    metrics = app.extensions["suite"].metrics
-    metrics.track_queue(settings.model_name, engine.slot.depth)
-    if owns_engine:
-        engine.observer = metrics
-        engine.start()
-    return app
+    return create_service_app(
+        "llm", settings, engine or LlmEngine(settings), [routes], description=DESCRIPTION, start_engine=engine is None
+    )

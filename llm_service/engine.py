@@ -9,10 +9,9 @@ from __future__ import annotations
 import itertools
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
-from common.batching import BatchObserver
 from common.errors import BadRequest, NotFound
 from common.lifecycle import ModelEngine
 from common.model_slot import Lease, LeasedStream, ModelSlot
@@ -25,10 +24,9 @@ log = logging.getLogger("suite.llm")
 class LlmEngine(ModelEngine):
     """One chat backend; a local model serves one request at a time behind a bounded wait queue."""
 
-    def __init__(self, settings: LlmSettings, observer: BatchObserver | None = None) -> None:
+    def __init__(self, settings: LlmSettings) -> None:
         super().__init__()
         self.settings = settings
-        self.observer = observer
         self.slot = ModelSlot(
             settings.model_name, max_waiting=settings.limits.max_waiting, wait_timeout=settings.limits.wait_timeout_s
         )
@@ -163,8 +161,11 @@ class LlmEngine(ModelEngine):
         return backend, lease
 
     def _observe(self, started: float, failed: bool) -> None:
-        if self.observer is not None:
-            self.observer.observe_batch(self.settings.model_name, 1, time.perf_counter() - started, failed)
+        self.observe_batch(self.settings.model_name, 1, time.perf_counter() - started, failed)
+
+    def queue_depths(self) -> dict[str, Callable[[], int]]:
+        """Requests waiting for the model."""
+        return {self.settings.model_name: self.slot.depth}
 
     def describe(self) -> dict[str, Any]:
         """Seed-compatible ``{"model": ...}`` plus backend facts."""

@@ -6,12 +6,13 @@ backend validates its own ``options`` (from the config's ``options:`` block).
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
+
+from common.registry import import_object
 
 BACKENDS: dict[str, str] = {
     "whisper": "asr_service.backends.whisper:WhisperBackend",
@@ -81,6 +82,5 @@ class AsrBackend(Protocol):
 
 def create_backend(name: str, options: dict[str, Any], cpu_threads: int) -> AsrBackend:
     """Instantiate backend ``name`` (importing its module now)."""
-    module_name, _, class_name = BACKENDS[name].partition(":")
-    backend_class = getattr(importlib.import_module(module_name), class_name)
+    backend_class = import_object(BACKENDS[name])
     return backend_class(options, cpu_threads)

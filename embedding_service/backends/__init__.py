@@ -6,7 +6,6 @@ Modules are imported only when a config selects them, so heavy libraries stay un
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, Protocol
 
@@ -14,6 +13,8 @@ import numpy as np
 
 if TYPE_CHECKING:
     from embedding_service.settings import EmbeddingModelSettings
+
+from common.registry import import_object
 
 BACKENDS: dict[str, str] = {
     "sentence_transformers": "embedding_service.backends.sentence_transformers:SentenceTransformerBackend",
@@ -46,6 +47,5 @@ class EmbeddingBackend(Protocol):
 
 def create_backend(spec: EmbeddingModelSettings, cpu_threads: int) -> EmbeddingBackend:
     """Instantiate the backend ``spec.backend`` names (importing its module now)."""
-    module_name, _, class_name = BACKENDS[spec.backend].partition(":")
-    backend_class = getattr(importlib.import_module(module_name), class_name)
+    backend_class = import_object(BACKENDS[spec.backend])
     return backend_class(spec, cpu_threads)

@@ -5,10 +5,11 @@ Adding a backend is one module plus one line in :data:`BACKENDS`; routes don't c
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+from common.registry import import_object
 
 BACKENDS: dict[str, str] = {
     "llama_cpp": "llm_service.backends.llama_cpp:LlamaCppBackend",
@@ -80,6 +81,5 @@ class ChatBackend(Protocol):
 
 def create_backend(name: str, options: dict[str, Any], cpu_threads: int) -> ChatBackend:
     """Instantiate backend ``name`` (importing its module now)."""
-    module_name, _, class_name = BACKENDS[name].partition(":")
-    backend_class = getattr(importlib.import_module(module_name), class_name)
+    backend_class = import_object(BACKENDS[name])
     return backend_class(options, cpu_threads)
