@@ -23,13 +23,15 @@ step "Installing torch 2.13.0 (CPU build)"
 "${PIP[@]}" install --quiet torch==2.13.0
 
 # llama-cpp-python ships as source only: llama.cpp is compiled here, once per machine (about 5-15
-# minutes on 2 cores). Built portable (AVX2, no -march=native): on some VMs the native build's AMX
-# kernels crash. The wheel is kept in our own cache, keyed by version and flags, so pip never
-# reuses a wheel built with other flags.
+# minutes on 2 cores). Tuned for this CPU but without AMX: on some VMs the CPU advertises AMX and
+# ggml's AMX kernels segfault. The wheel is kept in our own cache, keyed by version, flags and the
+# CPU's feature list, so pip never reuses a wheel built with other flags or for another CPU.
 LLAMA_VERSION=0.3.36
-LLAMA_CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON"
-LLAMA_CMAKE_ARGS+=" -DGGML_AVX512=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF"
-LLAMA_KEY=$(printf '%s %s' "$LLAMA_VERSION" "$LLAMA_CMAKE_ARGS" | sha256sum | cut -c1-12)
+NO_AMX="-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"
+LLAMA_CMAKE_ARGS="-DGGML_NATIVE=ON -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF"
+LLAMA_CMAKE_ARGS+=" -DCMAKE_C_FLAGS='$NO_AMX' -DCMAKE_CXX_FLAGS='$NO_AMX'"
+CPU_FLAGS=$(grep -m1 -E '^(flags|Features)' /proc/cpuinfo 2>/dev/null || uname -m)
+LLAMA_KEY=$(printf '%s|%s|%s' "$LLAMA_VERSION" "$LLAMA_CMAKE_ARGS" "$CPU_FLAGS" | sha256sum | cut -c1-12)
 WHEELS="${SUITE_WHEEL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/ai-service-suite/wheels}/llama-cpp-$LLAMA_KEY"
 if [ "$(cat .venv/.llama-build 2>/dev/null)" != "$LLAMA_KEY" ]; then
     if ! ls "$WHEELS"/llama_cpp_python-*.whl >/dev/null 2>&1; then
