@@ -44,6 +44,12 @@ def _params(body: schemas.ChatRequest) -> ChatParams:
     messages = [m.model_dump(exclude_none=True) for m in body.messages]
     stop = [body.stop] if isinstance(body.stop, str) else body.stop
     knobs = {name: getattr(body, name) for name in KNOBS}
+    for name in ("tools", "tool_choice", "response_format"):  # typed for validation, plain for backends
+        value = knobs[name]
+        if isinstance(value, list):
+            knobs[name] = [item.model_dump(exclude_none=True) for item in value]
+        elif hasattr(value, "model_dump"):
+            knobs[name] = value.model_dump(exclude_none=True)
     return _engine().params(
         messages,
         model=body.model,

@@ -32,6 +32,41 @@ class ChatMessage(BaseModel):
         return self
 
 
+class ResponseFormat(BaseModel):
+    """OpenAI ``response_format``: plain text, any JSON object, or JSON matching a schema."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: Literal["text", "json_object", "json_schema"]
+    json_schema: dict[str, Any] | None = None
+
+
+class FunctionSpec(BaseModel):
+    """A callable tool's name, description and JSON-schema parameters."""
+
+    model_config = ConfigDict(extra="allow")
+
+    name: str = Field(min_length=1, max_length=64)
+    description: str | None = None
+    parameters: dict[str, Any] | None = None
+
+
+class Tool(BaseModel):
+    """OpenAI tool definition."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: Literal["function"]
+    function: FunctionSpec
+
+
+class NamedToolChoice(BaseModel):
+    """Force one tool: ``{"type": "function", "function": {"name": ...}}``."""
+
+    type: Literal["function"]
+    function: dict[str, str]
+
+
 class StreamOptions(BaseModel):
     """OpenAI ``stream_options``."""
 
@@ -53,9 +88,9 @@ class ChatRequest(BaseModel):
     seed: int | None = None
     stream: bool = False
     stream_options: StreamOptions | None = None
-    tools: list[dict[str, Any]] | None = None
-    tool_choice: str | dict[str, Any] | None = None
-    response_format: dict[str, Any] | None = None
+    tools: list[Tool] | None = None
+    tool_choice: Literal["none", "auto", "required"] | NamedToolChoice | None = None
+    response_format: ResponseFormat | None = None
     presence_penalty: float | None = Field(default=None, ge=-2, le=2)
     frequency_penalty: float | None = Field(default=None, ge=-2, le=2)
     n: int | None = Field(default=None, ge=1, le=1, description="Only 1 is supported")

@@ -153,3 +153,33 @@ def test_prompt_over_the_context_is_400(llm_client) -> None:
         assert response.status_code == 400, response.get_data(as_text=True)[:200]
         assert response.json["error"]["code"] == "context_length_exceeded"
     assert llm_client.post("/api/chat", json={"messages": _user("hi"), "max_tokens": 4}).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("extra", "param"),
+    [
+        ({"response_format": {"\u00ff": False}}, "response_format.type"),
+        ({"response_format": {"type": "xml"}}, "response_format.type"),
+        ({"tools": [{"type": "function"}]}, "tools.0.function"),
+        ({"tools": [{"function": {"name": "x"}}]}, "tools.0.type"),
+        ({"tool_choice": "always"}, "tool_choice"),
+    ],
+)
+def test_malformed_structured_fields_are_400(llm_client, extra: dict, param: str) -> None:
+    response = llm_client.post("/v1/chat/completions", json={"messages": _user("hi"), "max_tokens": 4, **extra})
+    assert response.status_code == 400, response.json
+    assert response.json["error"]["param"].startswith(param.split(".")[0])
+
+
+def test_json_schema_response_format_constrains_the_answer(llm_client) -> None:
+    schema = {"type": "object", "properties": {"answer": {"type": "integer"}}, "required": ["answer"]}
+    body = llm_client.post(
+        "/v1/chat/completions",
+        json={
+            "messages": _user("What is 3+4? Reply in JSON."),
+            "max_tokens": 30,
+            **GREEDY,
+            "response_format": {"type": "json_schema", "json_schema": {"name": "sum", "schema": schema}},
+        },
+    ).json
+    assert isinstance(json.loads(body["choices"][0]["message"]["content"])["answer"], int)

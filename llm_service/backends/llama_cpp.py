@@ -68,6 +68,11 @@ class LlamaCppBackend:
     def _kwargs(self, params: ChatParams) -> dict[str, Any]:
         kwargs = params.openai_kwargs()
         kwargs["messages"] = [_plain_message(m) for m in params.messages]
+        response_format = kwargs.get("response_format")
+        if response_format and response_format.get("type") == "json_schema":
+            # llama.cpp constrains output with a grammar built from {"type": "json_object", "schema": ...}
+            schema = (response_format.get("json_schema") or {}).get("schema")
+            kwargs["response_format"] = {"type": "json_object", **({"schema": schema} if schema else {})}
         return kwargs
 
     def complete(self, params: ChatParams) -> dict[str, Any]:

@@ -1,0 +1,41 @@
+"""A larger schemathesis run (random seed) against running services; the test suite runs a small one.
+
+    .venv/bin/python benchmarks/fuzz.py [--examples 100] [embedding asr llm]
+
+Needs the services up (scripts/start_all.sh). Exit code 1 if any service answered 5xx or broke its schema.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from common.services import SERVICES  # noqa: E402
+from tests.servers import RunningService  # noqa: E402
+from tests.test_fuzz import fuzz  # noqa: E402
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--examples", type=int, default=100)
+    parser.add_argument("names", nargs="*", default=["embedding", "asr", "llm"])
+    args = parser.parse_args()
+    failed = False
+    for name in args.names:
+        port = SERVICES[name].settings_class().load().server.port
+        service = RunningService(name, f"http://127.0.0.1:{port}", REPO / "run", {})
+        done = fuzz(service, args.examples, seed=None)
+        summary = [line for line in done.stdout.splitlines() if "generated" in line or "failure" in line]
+        print(f"{name}: {'ok' if done.returncode == 0 else 'FAILED'} {' '.join(s.strip() for s in summary)}")
+        if done.returncode != 0:
+            failed = True
+            print(done.stdout[-6000:])
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,145 @@
+"""Bounded load against a running service on loopback: N clients for T seconds, realistic mixed requests.
+
+    .venv/bin/python benchmarks/load.py --service embedding --clients 32 --seconds 60
+
+Reports throughput, p50/p95/p99 latency, status-code counts and the service's RSS before and after
+(from its pid file in $SUITE_RUN_DIR, default run/). Clients honour Retry-After on 429, as real ones do.
+Goal: no error but deliberate 429s, RSS growth < 10 %.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import random
+import statistics
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "scripts"))
+
+import httpx  # noqa: E402
+
+from common.services import SERVICES  # noqa: E402
+from tests.audio_fixtures import librivox_clips  # noqa: E402
+
+Request = Callable[[httpx.Client, random.Random], httpx.Response]
+TEXTS = [
+    "hello world",
+    "如何重置我的密码",
+    "忘记密码怎么办",
+    "python web framework",
+    "这家餐厅的菜很好吃",
+    "the quick brown fox jumps over the lazy dog",
+    "向量检索与重排序",
+    "how do I reset my password",
+]
+
+
+def embedding_requests() -> list[Request]:
+    return [
+        lambda c, r: c.get(f"/Qwen3-Embedding-4B/{r.choice(TEXTS)}"),
+        lambda c, r: c.post("/all-MiniLM-L6-v2", json={"texts": r.sample(TEXTS, r.randint(1, 6))}),
+        lambda c, r: c.post("/similarity", json={"a": r.choice(TEXTS), "b": r.choice(TEXTS)}),
+        lambda c, r: c.post("/rerank", json={"query": r.choice(TEXTS), "candidates": r.sample(TEXTS, 4)}),
+        lambda c, r: c.post("/v1/embeddings", json={"input": r.choice(TEXTS), "model": "all-MiniLM-L6-v2"}),
+    ]
+
+
+def asr_requests() -> list[Request]:
+    clips = [path.read_bytes() for path, _ in librivox_clips()]
+    return [
+        lambda c, r: c.post("/asr", files={"file": ("a.wav", r.choice(clips))}),
+        lambda c, r: c.post(
+            "/v1/audio/transcriptions",
+            files={"file": ("a.wav", r.choice(clips))},
+            data={"model": "whisper-1", "response_format": "text"},
+        ),
+    ]
+
+
+def llm_requests() -> list[Request]:
+    def chat(path: str) -> Request:
+        return lambda c, r: c.post(
+            path, json={"messages": [{"role": "user", "content": r.choice(TEXTS)}], "max_tokens": 16}
+        )
+
+    return [chat("/api/chat"), chat("/api/chat/stream"), chat("/v1/chat/completions")]
+
+
+MIXES = {"embedding": embedding_requests, "asr": asr_requests, "llm": llm_requests}
+
+
+def rss_mib(service: str) -> float | None:
+    from services import read_pid  # scripts/services.py
+    from services import rss_mib as process_rss
+
+    pid = read_pid(SERVICES[service])
+    return process_rss(pid) if pid else None
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--service", required=True, choices=sorted(MIXES))
+    parser.add_argument("--clients", type=int, default=32)
+    parser.add_argument("--seconds", type=float, default=60)
+    parser.add_argument("--url", help="default: the configured host and port")
+    args = parser.parse_args()
+    if not 1 <= args.clients <= 256 or not 0 < args.seconds <= 3600:
+        parser.error("clients must be 1-256 and seconds 0-3600")
+    settings = SERVICES[args.service].settings_class().load()
+    url = args.url or f"http://127.0.0.1:{settings.server.port}"
+    mix = MIXES[args.service]()
+    latencies: list[float] = []
+    statuses: collections.Counter[str] = collections.Counter()
+    lock = threading.Lock()
+    deadline = time.monotonic() + args.seconds
+
+    def client(seed: int) -> None:
+        rng = random.Random(seed)
+        with httpx.Client(base_url=url, timeout=120) as http:
+            while time.monotonic() < deadline:
+                started = time.perf_counter()
+                retry_after = 0.0
+                try:
+                    response = rng.choice(mix)(http, rng)
+                    status = str(response.status_code)
+                    if response.status_code == 429:  # back off as a well-behaved client does
+                        retry_after = min(float(response.headers.get("Retry-After", 1)), 10.0)
+                except httpx.HTTPError as exc:
+                    status = type(exc).__name__
+                with lock:
+                    latencies.append(time.perf_counter() - started)
+                    statuses[status] += 1
+                time.sleep(min(retry_after, max(0.0, deadline - time.monotonic())))
+
+    before = rss_mib(args.service)
+    started = time.monotonic()
+    threads = [threading.Thread(target=client, args=(k,), daemon=True) for k in range(args.clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(args.seconds + 180)
+    elapsed = time.monotonic() - started
+    after = rss_mib(args.service)
+    quantiles = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else [0.0] * 99
+    errors = sum(n for s, n in statuses.items() if s not in {"200", "429"})
+    print(f"{args.service}: {args.clients} clients x {args.seconds:.0f} s against {url}")
+    print(
+        f"requests {len(latencies)}  throughput {len(latencies) / elapsed:.1f}/s  "
+        f"p50 {quantiles[49] * 1000:.0f} ms  p95 {quantiles[94] * 1000:.0f} ms  p99 {quantiles[98] * 1000:.0f} ms"
+    )
+    print("status counts:", dict(statuses))
+    if before and after:
+        print(f"RSS {before:.0f} MiB -> {after:.0f} MiB ({(after - before) / before:+.1%})")
+    print(f"errors other than 429: {errors}")
+    return 1 if errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
