@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from asr_service.backends import BACKENDS
-from common.settings import ServiceSettings
+from common.settings import ServiceSettings, check_queue_reachable
 
 
 class AsrLimits(BaseModel):
@@ -44,4 +44,5 @@ class AsrSettings(ServiceSettings):
     def _check_backend(self) -> Self:
         if self.backend not in BACKENDS:
             raise ValueError(f"unknown backend {self.backend!r}; known: {sorted(BACKENDS)}")
+        check_queue_reachable(self.server, self.limits.max_waiting)
         return self

@@ -52,6 +52,22 @@ class ServerSettings(BaseModel):
     """Log level for the service's own loggers."""
 
 
+def check_queue_reachable(server: ServerSettings, max_waiting: int) -> None:
+    """A model's wait line must be shorter than the request thread pool.
+
+    Otherwise every thread can be waiting for the model, extra requests queue unseen in
+    gunicorn's backlog, and the 429 for a full queue can never be sent.
+
+    Raises:
+        ValueError: ``server.threads`` is not above ``max_waiting + 1`` (one running, the rest waiting).
+    """
+    if server.threads <= max_waiting + 1:
+        raise ValueError(
+            f"server.threads ({server.threads}) must exceed limits.max_waiting + 1 "
+            f"({max_waiting + 1}) so that requests past the queue get 429"
+        )
+
+
 class ServiceSettings(BaseSettings):
     """Base of every service's settings. Subclasses set ``service_name`` and ``env_prefix``."""
 

@@ -7,7 +7,7 @@ from typing import Any, ClassVar, Self
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from common.settings import ServiceSettings
+from common.settings import ServiceSettings, check_queue_reachable
 from llm_service.backends import BACKENDS
 
 
@@ -60,4 +60,5 @@ class LlmSettings(ServiceSettings):
     def _check_backend(self) -> Self:
         if self.backend not in BACKENDS:
             raise ValueError(f"unknown backend {self.backend!r}; known: {sorted(BACKENDS)}")
+        check_queue_reachable(self.server, self.limits.max_waiting)
         return self

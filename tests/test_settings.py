@@ -79,3 +79,11 @@ def test_production_config_parses(monkeypatch: pytest.MonkeyPatch) -> None:
     assert spec.path == "/srv/models/qwen3-emb"
     assert spec.query_prompt.startswith("Instruct:")
     assert spec.default_input_type == "document"
+
+
+def test_queue_must_be_shorter_than_the_thread_pool(tmp_path: Path) -> None:
+    from asr_service.settings import AsrSettings
+
+    path = write_config("asr", tmp_path / "asr.yaml", {"server": {"threads": 8}, "limits": {"max_waiting": 8}})
+    with pytest.raises(ConfigError, match="get 429"):
+        AsrSettings.load(path)
