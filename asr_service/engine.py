@@ -15,7 +15,7 @@ from typing import Any
 from asr_service.backends import AsrBackend, Segment, TranscribeOptions, TranscriptInfo, create_backend
 from asr_service.settings import AsrSettings
 from common.audio import Audio, decode_audio
-from common.errors import BadRequest, NotFound
+from common.errors import BadRequest, model_not_found
 from common.lifecycle import ModelEngine
 from common.model_slot import LeasedStream, ModelSlot
 
@@ -79,11 +79,7 @@ class AsrEngine(ModelEngine):
         """
         if name is None or name in self.model_names:
             return self.settings.model_name
-        raise NotFound(
-            f"model {name!r} is not served here; available: {', '.join(self.model_names)}",
-            param="model",
-            code="model_not_found",
-        )
+        raise model_not_found(name, self.model_names)
 
     def decode(self, data: bytes, param: str = "file") -> Audio:
         """Decode an upload to 16 kHz mono within the duration limit.

@@ -62,6 +62,13 @@ class NotFound(ApiError):
     default_code = "not_found"
 
 
+def model_not_found(name: str | None, available: list[str]) -> NotFound:
+    """The 404 for a model this service does not serve, listing the names it answers to."""
+    return NotFound(
+        f"model {name!r} is not served here; available: {', '.join(available)}", param="model", code="model_not_found"
+    )
+
+
 class PayloadTooLarge(ApiError):
     """Request body over the configured limit (413)."""
 

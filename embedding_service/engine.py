@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from common.batching import MicroBatcher
-from common.errors import BadRequest, NotFound, ServiceUnavailable
+from common.errors import BadRequest, ServiceUnavailable, model_not_found
 from common.lifecycle import ModelEngine
 from embedding_service.backends import EmbeddingBackend, create_backend
 from embedding_service.settings import EmbeddingModelSettings, EmbeddingSettings, InputType
@@ -111,10 +111,7 @@ class EmbeddingEngine(ModelEngine):
         """
         real = self._names.get(name or self.settings.default_model)
         if real is None:
-            served = ", ".join(sorted(self._names))
-            raise NotFound(
-                f"model {name!r} is not served here; available: {served}", param="model", code="model_not_found"
-            )
+            raise model_not_found(name, sorted(self._names))
         self.ensure_ready()
         return self._models[real]
 

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from common.errors import BadRequest, NotFound
+from common.errors import BadRequest, model_not_found
 from common.lifecycle import ModelEngine
 from common.model_slot import Lease, LeasedStream, ModelSlot
 from llm_service.backends import ChatBackend, ChatParams, create_backend
@@ -83,11 +83,7 @@ class LlmEngine(ModelEngine):
             return None
         if self.settings.pass_through_models:
             return requested
-        raise NotFound(
-            f"model {requested!r} is not served here; available: {', '.join(self.model_names)}",
-            param="model",
-            code="model_not_found",
-        )
+        raise model_not_found(requested, self.model_names)
 
     def served_name(self, params: ChatParams) -> str:
         """The model name to report for ``params``."""
