@@ -1,0 +1,88 @@
+"""core.py's clients against the real apps in process (httpx.WSGITransport) and a few plumbing cases."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+import core
+from asr_service.app import create_app as create_asr_app
+from embedding_service.app import create_app as create_embedding_app
+from llm_service.app import create_app as create_llm_app
+from tests.audio_fixtures import librivox_clips, long_speech, wav_bytes, word_error_rate
+from tests.servers import free_port
+
+
+@pytest.fixture
+def embedding(embedding_settings, embedding_engine) -> core.EmbeddingClient:
+    app = create_embedding_app(embedding_settings, engine=embedding_engine)
+    return core.EmbeddingClient("http://embedding", transport=httpx.WSGITransport(app=app))
+
+
+@pytest.fixture
+def asr(asr_settings, asr_engine) -> core.ASRClient:
+    return core.ASRClient(
+        "http://asr", transport=httpx.WSGITransport(app=create_asr_app(asr_settings, engine=asr_engine))
+    )
+
+
+@pytest.fixture
+def llm(llm_settings, llm_engine) -> core.LLMClient:
+    return core.LLMClient(
+        "http://llm", transport=httpx.WSGITransport(app=create_llm_app(llm_settings, engine=llm_engine))
+    )
+
+
+def test_embedding_client(embedding: core.EmbeddingClient) -> None:
+    assert len(embedding.embed("hello world")) == 384
+    assert [len(v) for v in embedding.embed(["a", "b"], model="all-MiniLM-L6-v2")] == [384, 384]
+    assert embedding.similarity("python programming", "learn python") > embedding.similarity("python", "红烧肉")
+    ranked = embedding.rerank("如何重置我的密码", ["这家餐厅的菜很好吃", "忘记密码怎么办"])
+    assert ranked[0]["text"] == "忘记密码怎么办"
+    assert embedding.health()["status"] == "ok"
+
+
+def test_asr_client(asr: core.ASRClient) -> None:
+    path, reference = librivox_clips()[1]
+    assert word_error_rate(reference, asr.transcribe(path)) <= 0.1
+    assert asr.transcribe(path.read_bytes(), language="en")
+    partials = list(asr.transcribe_stream(wav_bytes(long_speech()[0])))
+    assert len(partials) >= 2 and partials[-1].startswith(partials[0])
+
+
+def test_llm_client(llm: core.LLMClient) -> None:
+    whole = llm.chat("Name a color.", system="Answer in one word.", max_tokens=8, temperature=0, seed=1)
+    pieces = list(llm.chat_stream("Name a color.", system="Answer in one word.", max_tokens=8, temperature=0, seed=1))
+    assert whole and "".join(pieces) == whole
+
+
+def test_errors_are_typed(embedding: core.EmbeddingClient, llm: core.LLMClient) -> None:
+    with pytest.raises(core.BadRequest) as bad:
+        embedding.embed(["ok", ""])
+    assert bad.value.status == 400 and bad.value.request_id and "texts" in bad.value.message
+    with pytest.raises(core.NotFound, match="available"):
+        embedding.embed("x", model="nope")
+    with pytest.raises(core.BadRequest):
+        list(llm.chat_stream([], max_tokens=4))
+    with pytest.raises(core.ServiceUnavailable, match="cannot reach"):
+        core.LLMClient(f"http://127.0.0.1:{free_port()}", retries=0).chat("hi")
+
+
+def test_429_is_retried_after_retry_after() -> None:
+    answers = iter(
+        [
+            httpx.Response(429, headers={"Retry-After": "0"}, json={"error": {"message": "full"}}),
+            httpx.Response(200, json={"score": 0.5}),
+        ]
+    )
+    client = core.EmbeddingClient("http://x", transport=httpx.MockTransport(lambda request: next(answers)))
+    assert client.similarity("a", "b") == 0.5
+    always_full = core.EmbeddingClient(
+        "http://x",
+        retries=1,
+        transport=httpx.MockTransport(
+            lambda request: httpx.Response(429, headers={"Retry-After": "0"}, json={"error": {"message": "full"}})
+        ),
+    )
+    with pytest.raises(core.Overloaded, match="full"):
+        always_full.similarity("a", "b")
