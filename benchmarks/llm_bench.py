@@ -105,9 +105,9 @@ def sse_tokens(url: str, prompt: str, limit: int, model: str) -> Iterator[str]:
                     yield chunk["choices"][0]["delta"].get("content") or ""
 
 
-def ndjson_tokens(url: str, prompt: str, limit: int) -> Iterator[str]:
+def ndjson_tokens(client: httpx.Client, prompt: str, limit: int) -> Iterator[str]:
     body = {"messages": [{"role": "user", "content": prompt}], "max_tokens": limit, "temperature": 0, "seed": 1}
-    with httpx.stream("POST", f"{url}/api/chat/stream", json=body, timeout=300) as response:
+    with client.stream("POST", "/api/chat/stream", json=body) as response:
         for line in response.iter_lines():
             if line:
                 yield json.loads(line).get("delta") or ""
@@ -206,9 +206,13 @@ def main() -> int:
     finally:
         server.kill()
         server.wait()
-    with tempfile.TemporaryDirectory() as run_dir, launch("llm", Path(run_dir)) as service:
-        list(ndjson_tokens(service.url, PROMPTS[0], 4))
-        c_ttft, c_tps = measure(lambda p, n: ndjson_tokens(service.url, p, n), args.max_tokens, args.rounds)
+    with (
+        tempfile.TemporaryDirectory() as run_dir,
+        launch("llm", Path(run_dir)) as service,
+        httpx.Client(base_url=service.url, timeout=300) as client,
+    ):
+        list(ndjson_tokens(client, PROMPTS[0], 4))
+        c_ttft, c_tps = measure(lambda p, n: ndjson_tokens(client, p, n), args.max_tokens, args.rounds)
 
     added_ms = (statistics.median(through) - statistics.median(direct)) * 1000
     result = {
