@@ -1,0 +1,134 @@
+"""A catalogue of hostile inputs for every route: never a 5xx, always JSON errors, the service keeps serving,
+and no temp file is left behind."""
+
+from __future__ import annotations
+
+import io
+import tempfile
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from asr_service.app import create_app as create_asr_app
+from embedding_service.app import create_app as create_embedding_app
+from llm_service.app import create_app as create_llm_app
+from tests.audio_fixtures import encode
+
+DEEP_JSON = b"[" * 50_000 + b"]" * 50_000
+BAD_UTF8 = b'{"texts": ["\xff\xfe\xfd"]}'
+MALFORMED_MULTIPART = (
+    b'--x\r\nContent-Disposition: form-data; name="file"; filename="a.wav"\r\n\r\nRIFF',
+    "multipart/form-data; boundary=x",
+)
+
+
+def _zip_bomb() -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("speech.wav", bytes(50_000_000))
+    return buffer.getvalue()
+
+
+JSON_CASES = [
+    ("not json", b"hello", "text/plain"),
+    ("form instead of json", b"a=1&b=2", "application/x-www-form-urlencoded"),
+    ("deep json", DEEP_JSON, "application/json"),
+    ("invalid utf-8", BAD_UTF8, "application/json"),
+    ("json array", b"[1, 2, 3]", "application/json"),
+    ("NaN literal", b'{"a": NaN, "b": "x", "texts": [NaN], "messages": [], "query": NaN}', "application/json"),
+    ("huge number", b'{"texts": ["a"], "top_n": 1e400, "max_tokens": 1e400, "dimensions": -1}', "application/json"),
+    (
+        "nul bytes",
+        b'{"texts": ["\\u0000"], "a": "\\u0000", "b": "x", "query": "\\u0000", "candidates": ["\\u0000"],'
+        b' "messages": [{"role": "user", "content": "\\u0000"}], "max_tokens": 2}',
+        "application/json",
+    ),
+    (
+        "wrong types",
+        b'{"texts": {"a": 1}, "a": [], "b": 3, "query": 1, "candidates": "x", "messages": {"role": 1}}',
+        "application/json",
+    ),
+    ("multipart to a json route", *MALFORMED_MULTIPART),
+]
+AUDIO_CASES = [
+    ("zip bomb", _zip_bomb()),
+    ("20 minutes of silence", encode(np.zeros(16000 * 1200, dtype=np.float32), "flac", "flac")),
+    ("nul bytes", bytes(10_000)),
+    ("text named wav", b"RIFF....WAVEfmt this is not audio" * 100),
+]
+
+
+@pytest.fixture(scope="module")
+def clients(embedding_settings, embedding_engine, asr_settings, asr_engine, llm_settings, llm_engine):
+    return {
+        "embedding": create_embedding_app(embedding_settings, engine=embedding_engine).test_client(),
+        "asr": create_asr_app(asr_settings, engine=asr_engine).test_client(),
+        "llm": create_llm_app(llm_settings, engine=llm_engine).test_client(),
+    }
+
+
+JSON_ROUTES = [
+    ("embedding", "/all-MiniLM-L6-v2"),
+    ("embedding", "/similarity"),
+    ("embedding", "/rerank"),
+    ("embedding", "/v1/embeddings"),
+    ("embedding", "/v1/rerank"),
+    ("llm", "/api/chat"),
+    ("llm", "/api/chat/stream"),
+    ("llm", "/v1/chat/completions"),
+]
+AUDIO_ROUTES = ["/asr", "/asr/stream", "/v1/audio/transcriptions"]
+
+
+def _check(client, response) -> None:
+    assert response.status_code < 500, response.get_data(as_text=True)[:300]
+    if response.status_code >= 400:
+        assert response.is_json and "error" in response.json, response.get_data(as_text=True)[:300]
+    assert client.get("/readyz").status_code == 200
+
+
+@pytest.mark.parametrize(("service", "path"), JSON_ROUTES)
+def test_hostile_json_bodies(clients, service: str, path: str) -> None:
+    client = clients[service]
+    before = set(Path(tempfile.gettempdir()).iterdir())
+    for name, body, content_type in JSON_CASES:
+        response = client.post(path, data=body, content_type=content_type)
+        _check(client, response)
+        if name in {"not json", "deep json", "invalid utf-8", "json array", "NaN literal", "wrong types"}:
+            assert response.status_code == 400, (name, response.json)
+    assert set(Path(tempfile.gettempdir()).iterdir()) - before == set()
+
+
+@pytest.mark.parametrize("path", AUDIO_ROUTES)
+def test_hostile_audio_uploads(clients, path: str) -> None:
+    client = clients["asr"]
+    before = set(Path(tempfile.gettempdir()).iterdir())
+    for name, audio in AUDIO_CASES:
+        response = client.post(
+            path, data={"file": (io.BytesIO(audio), "a.wav"), "model": "whisper-1"}, content_type="multipart/form-data"
+        )
+        _check(client, response)
+        assert response.status_code == 400, (name, response.json)
+    for body, content_type in (
+        MALFORMED_MULTIPART,
+        (b'{"file": "a.wav"}', "application/json"),
+        (b"\x00" * 1000, "application/octet-stream"),
+    ):
+        response = client.post(path, data=body, content_type=content_type)
+        _check(client, response)
+        assert response.status_code == 400
+    assert set(Path(tempfile.gettempdir()).iterdir()) - before == set()
+
+
+@pytest.mark.parametrize("service", ["embedding", "asr", "llm"])
+def test_path_and_method_tricks(clients, service: str) -> None:
+    client = clients[service]
+    for path in ("/../../etc/passwd", "/%2e%2e/%2e%2e/etc/passwd", "/v1/../../etc/shadow", "/\x00", "/" + "a" * 5000):
+        response = client.get(path)
+        _check(client, response)
+        assert "root:" not in response.get_data(as_text=True)
+    for method in ("PUT", "DELETE", "PATCH"):
+        response = client.open("/v1/models", method=method)
+        assert response.status_code == 405 and response.is_json
