@@ -24,7 +24,7 @@ def long_wav() -> bytes:
 
 
 def test_readme_curl_examples_work_as_written(asr_server: RunningService) -> None:
-    assert run_readme_curls(asr_server, 7205) == 3
+    assert run_readme_curls(asr_server, 7205) == 5
 
 
 def test_seed_curl_shape(asr_server: RunningService) -> None:

@@ -52,7 +52,7 @@ def proxy(llm_server: RunningService, tmp_path_factory: pytest.TempPathFactory) 
 
 
 def test_readme_curl_examples_work_as_written(llm_server: RunningService) -> None:
-    assert run_readme_curls(llm_server, 7207) >= 4
+    assert run_readme_curls(llm_server, 7207) == 6
 
 
 def test_openai_sdk_against_the_local_backend(llm_server: RunningService) -> None:
