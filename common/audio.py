@@ -100,17 +100,3 @@ def _too_long(seconds: float, max_seconds: float, param: str) -> AudioError:
     return AudioError(
         f"the audio is {seconds:.0f} s long; the limit is {max_seconds:.0f} s", param=param, code="audio_too_long"
     )
-
-
-def encode_wav(samples: np.ndarray, sample_rate: int) -> bytes:
-    """16-bit PCM mono WAV bytes from float samples in [-1, 1]."""
-    import wave
-
-    pcm = (np.clip(samples, -1.0, 1.0) * 32767).astype("<i2").tobytes()
-    buffer = io.BytesIO()
-    with wave.open(buffer, "wb") as wav:
-        wav.setnchannels(1)
-        wav.setsampwidth(2)
-        wav.setframerate(sample_rate)
-        wav.writeframes(pcm)
-    return buffer.getvalue()

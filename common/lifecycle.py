@@ -26,7 +26,6 @@ class ModelEngine:
         self._load_error: str | None = None
         self._loader: threading.Thread | None = None
         self._closed = False
-        self.load_seconds: float | None = None
         self.observer: BatchObserver | None = None
         """Receives one call per model call (the app's metrics); set before ``start()``."""
 
@@ -113,6 +112,5 @@ class ModelEngine:
             self._load_error = f"{type(exc).__name__}: {exc}"
             log.exception("model loading failed")
             return
-        self.load_seconds = round(time.perf_counter() - started, 3)
-        log.info("models loaded in %.1f s", self.load_seconds)
+        log.info("models loaded in %.1f s", time.perf_counter() - started)
         self._ready.set()

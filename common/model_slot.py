@@ -30,11 +30,6 @@ class ModelSlot:
         """Callers waiting for the model."""
         return self._waiting
 
-    @property
-    def busy(self) -> bool:
-        """True while someone holds the model."""
-        return self._lock.locked()
-
     def acquire(self) -> Lease:
         """Wait for the model and return a lease; release it exactly once (``Lease.release``).
 
