@@ -83,23 +83,21 @@ def asr() -> Response:
 def asr_stream() -> Response:
     """``{"partial_text": <all text so far>}`` per decoded segment, then ``{"event": "done", "text"}``."""
     audio, options = _seed_request()
-    return ndjson_response(_seed_lines(_engine().stream(audio, options)))
+    stream = _engine().stream(audio, options)
+    return ndjson_response(_seed_lines(stream), close=stream.close)
 
 
 def _seed_lines(stream: TranscriptStream) -> Iterator[dict[str, Any]]:
     text = ""
-    try:
-        for segment in stream:
-            text += segment.text
-            yield {"partial_text": text.strip(), "start": round(segment.start, 3), "end": round(segment.end, 3)}
-        yield {
-            "event": "done",
-            "text": text.strip(),
-            "language": stream.language,
-            "duration": round(stream.duration, 3),
-        }
-    finally:
-        stream.close()
+    for segment in stream:
+        text += segment.text
+        yield {"partial_text": text.strip(), "start": round(segment.start, 3), "end": round(segment.end, 3)}
+    yield {
+        "event": "done",
+        "text": text.strip(),
+        "language": stream.language,
+        "duration": round(stream.duration, 3),
+    }
 
 
 @routes.api(
@@ -126,9 +124,11 @@ def openai_transcriptions() -> Response:
         word_timestamps="word" in granularities,
     )
     if form.stream:
+        stream = engine.stream(audio, options)
         return sse_response(
-            _sse_events(engine.stream(audio, options)),
+            _sse_events(stream),
             lambda message, code: {"type": "error", "error": {"message": message, "code": code}},
+            close=stream.close,
         )
     transcript = engine.transcribe(audio, options)
     if form.response_format == "text":
@@ -144,14 +144,11 @@ def openai_transcriptions() -> Response:
 
 def _sse_events(stream: TranscriptStream) -> Iterator[dict[str, Any]]:
     parts: list[Segment] = []
-    try:
-        for segment in stream:
-            delta = segment.text if parts else segment.text.lstrip()
-            parts.append(segment)
-            yield {"type": "transcript.text.delta", "delta": delta}
-        yield {"type": "transcript.text.done", "text": "".join(s.text for s in parts).strip()}
-    finally:
-        stream.close()
+    for segment in stream:
+        delta = segment.text if parts else segment.text.lstrip()
+        parts.append(segment)
+        yield {"type": "transcript.text.delta", "delta": delta}
+    yield {"type": "transcript.text.done", "text": "".join(s.text for s in parts).strip()}
 
 
 @routes.api(

@@ -21,30 +21,58 @@ ErrorEvent = Callable[[str, str], dict[str, Any]]
 
 
 def _guarded(events: Iterable[dict[str, Any]], error_event: ErrorEvent, request_id: str) -> Iterator[dict[str, Any]]:
-    iterator = iter(events)
     try:
-        yield from iterator
+        yield from events
     except ApiError as exc:
         yield error_event(exc.message, exc.code)
     except Exception:
         log.exception("stream failed midway (request id %s)", request_id)
         yield error_event(f"internal error (request id {request_id}); see the service log", "internal_error")
-    finally:
-        close = getattr(iterator, "close", None)
-        if close is not None:
-            close()
 
 
-def ndjson_response(events: Iterable[dict[str, Any]], error_event: ErrorEvent | None = None) -> Response:
-    """One JSON object per line (``application/x-ndjson``); errors end it with ``{"event": "error", ...}``."""
+class _Body:
+    """A response body that closes its source when the server closes it: finished, failed, or the
+    client left. Unlike a generator's ``finally``, this also runs if not a single byte was sent."""
+
+    def __init__(self, frames: Iterator[bytes], close_source: Callable[[], None] | None) -> None:
+        self._frames = frames
+        self._close_source = close_source
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self._frames
+
+    def close(self) -> None:
+        close_source, self._close_source = self._close_source, None
+        try:
+            self._frames.close()  # type: ignore[attr-defined]
+        finally:
+            if close_source is not None:
+                close_source()
+
+
+def ndjson_response(
+    events: Iterable[dict[str, Any]], *, close: Callable[[], None] | None = None, error_event: ErrorEvent | None = None
+) -> Response:
+    """One JSON object per line (``application/x-ndjson``); errors end it with ``{"event": "error", ...}``.
+
+    ``close`` stops the source (e.g. a model stream); it runs however the response ends.
+    """
     error_event = error_event or (lambda message, code: {"event": "error", "message": message, "code": code})
     lines = (jsonio.dumps(e) + b"\n" for e in _guarded(events, error_event, g.get("request_id", "-")))
-    return Response(lines, mimetype="application/x-ndjson", headers={"X-Accel-Buffering": "no"})
+    return Response(_Body(lines, close), mimetype="application/x-ndjson", headers={"X-Accel-Buffering": "no"})
 
 
-def sse_response(events: Iterable[dict[str, Any]], error_event: ErrorEvent, done_marker: bool = False) -> Response:
-    """Server-sent events, ``data: {json}`` per event (``text/event-stream``); optional ``data: [DONE]``."""
+def sse_response(
+    events: Iterable[dict[str, Any]],
+    error_event: ErrorEvent,
+    *,
+    close: Callable[[], None] | None = None,
+    done_marker: bool = False,
+) -> Response:
+    """Server-sent events, ``data: {json}`` per event (``text/event-stream``); optional ``data: [DONE]``.
 
+    ``close`` stops the source; it runs however the response ends.
+    """
     request_id = g.get("request_id", "-")  # the generator runs after the request context is gone
 
     def frames() -> Iterator[bytes]:
@@ -54,5 +82,7 @@ def sse_response(events: Iterable[dict[str, Any]], error_event: ErrorEvent, done
             yield b"data: [DONE]\n\n"
 
     return Response(
-        frames(), mimetype="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+        _Body(frames(), close),
+        mimetype="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )

@@ -91,23 +91,21 @@ def chat() -> Response:
 def chat_stream() -> Response:
     """``{"delta": ...}`` per chunk, then ``{"event": "done", "finish_reason", "usage"}``."""
     params = _params(json_body(schemas.ChatRequest))
-    return ndjson_response(_seed_lines(_engine().stream(params, include_usage=True)))
+    chunks = _engine().stream(params, include_usage=True)
+    return ndjson_response(_seed_lines(chunks), close=chunks.close)
 
 
 def _seed_lines(chunks: Any) -> Iterator[dict[str, Any]]:
     finish_reason = None
     usage = None
-    try:
-        for chunk in chunks:
-            usage = chunk.get("usage") or usage
-            for choice in chunk.get("choices") or []:
-                finish_reason = choice.get("finish_reason") or finish_reason
-                delta = (choice.get("delta") or {}).get("content")
-                if delta:
-                    yield {"delta": delta}
-        yield {"event": "done", "finish_reason": finish_reason, "usage": usage}
-    finally:
-        chunks.close()
+    for chunk in chunks:
+        usage = chunk.get("usage") or usage
+        for choice in chunk.get("choices") or []:
+            finish_reason = choice.get("finish_reason") or finish_reason
+            delta = (choice.get("delta") or {}).get("content")
+            if delta:
+                yield {"delta": delta}
+    yield {"event": "done", "finish_reason": finish_reason, "usage": usage}
 
 
 @routes.api(
@@ -128,18 +126,12 @@ def chat_completions() -> Response:
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
         chunks = engine.stream(params, include_usage=include_usage)
         return sse_response(
-            _closing(chunks),
+            chunks,
             lambda message, code: {"error": {"message": message, "code": code, "type": "server_error"}},
+            close=chunks.close,
             done_marker=True,
         )
     return jsonify(engine.complete(params))
-
-
-def _closing(chunks: Any) -> Iterator[dict[str, Any]]:
-    try:
-        yield from chunks
-    finally:
-        chunks.close()
 
 
 @routes.api(

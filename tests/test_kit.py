@@ -15,6 +15,7 @@ from common.batching import MicroBatcher
 from common.lifecycle import ModelEngine
 from common.openapi import ApiBlueprint
 from common.settings import ServerSettings, ServiceSettings
+from common.streaming import ndjson_response
 from common.validation import json_body
 
 
@@ -68,6 +69,15 @@ def echo():
     engine.ensure_ready()
     assert engine.batcher is not None
     return jsonify(words=engine.batcher.run(body.words * body.times))
+
+
+SOURCE_CLOSED = threading.Event()
+
+
+@routes.api("/ticks", methods=["GET"], summary="Three NDJSON lines from a source that must be closed")
+def ticks():
+    SOURCE_CLOSED.clear()
+    return ndjson_response(({"tick": i} for i in range(3)), close=SOURCE_CLOSED.set)
 
 
 def make_app(api_key: str | None = None, ready: bool = True, max_queue: int = 64):
@@ -248,3 +258,15 @@ def test_openapi_describes_routes(echo_app) -> None:
     assert "words" in document["components"]["schemas"]["EchoRequest"]["properties"]
     assert {"200", "400", "413"} <= set(operation["responses"])
     assert {"/health", "/healthz", "/readyz", "/metrics", "/openapi.json"} <= set(document["paths"])
+
+
+def test_stream_source_is_closed_even_when_nothing_was_read(echo_app) -> None:
+    client = echo_app.test_client()
+    whole = client.get("/ticks")
+    assert whole.get_data(as_text=True).splitlines() == ['{"tick":0}', '{"tick":1}', '{"tick":2}']
+    whole.close()  # what a WSGI server does after the last chunk
+    assert SOURCE_CLOSED.is_set()
+    unread = client.get("/ticks", buffered=False)
+    assert not SOURCE_CLOSED.is_set()
+    unread.close()  # the client left before the first line
+    assert SOURCE_CLOSED.is_set()
