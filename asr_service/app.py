@@ -12,7 +12,7 @@ from asr_service import formats, schemas
 from asr_service.backends import Segment, TranscribeOptions
 from asr_service.engine import AsrEngine, Transcript, TranscriptStream
 from asr_service.settings import AsrSettings
-from common.app import create_service_app, service_context
+from common.app import ModelList, create_service_app, service_context
 from common.openapi import ApiBlueprint
 from common.streaming import ndjson_response, sse_response
 from common.validation import form_body, uploaded_file
@@ -151,9 +151,7 @@ def _sse_events(stream: TranscriptStream) -> Iterator[dict[str, Any]]:
     yield {"type": "transcript.text.done", "text": "".join(s.text for s in parts).strip()}
 
 
-@routes.api(
-    "/v1/models", summary="Served model (OpenAI shape)", response=schemas.ModelList, errors=(), tags=("openai",)
-)
+@routes.api("/v1/models", summary="Served model (OpenAI shape)", response=ModelList, errors=(), tags=("openai",))
 def list_models() -> Response:
     """The served model; aliases listed with it."""
     settings = _engine().settings

@@ -96,10 +96,3 @@ class TranscriptionJson(BaseModel):
     duration: float | None = None
     segments: list[dict[str, Any]] | None = None
     words: list[dict[str, Any]] | None = None
-
-
-class ModelList(BaseModel):
-    """`GET /v1/models`."""
-
-    object: Literal["list"] = "list"
-    data: list[dict[str, Any]]

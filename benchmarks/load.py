@@ -72,7 +72,29 @@ def llm_requests() -> list[Request]:
     return [chat("/api/chat"), chat("/api/chat/stream"), chat("/v1/chat/completions")]
 
 
-MIXES = {"embedding": embedding_requests, "asr": asr_requests, "llm": llm_requests}
+SPOKEN = [
+    "你好，这是默认风格的测试。",
+    "The quick brown fox jumps over the lazy dog.",
+    "今天的气温是25度，比昨天高了3%。",
+    "Your order of $12.50 ships on 2024-03-05.",
+]
+
+
+def tts_requests() -> list[Request]:
+    reference = librivox_clips()[1][0].read_bytes()
+    return [
+        lambda c, r: c.post("/synthesize", data={"text": r.choice(SPOKEN), "style": r.choice(["style1", "style2"])}),
+        lambda c, r: c.post(
+            "/synthesize", data={"text": r.choice(SPOKEN)}, files={"prompt_audio": ("p.wav", reference)}
+        ),
+        lambda c, r: c.post("/synthesize/stream", data={"text": r.choice(SPOKEN)}),
+        lambda c, r: c.post(
+            "/v1/audio/speech", json={"input": r.choice(SPOKEN), "voice": "alloy", "response_format": "mp3"}
+        ),
+    ]
+
+
+MIXES = {"embedding": embedding_requests, "asr": asr_requests, "llm": llm_requests, "tts": tts_requests}
 
 
 def rss_mib(service: str) -> float | None:

@@ -12,7 +12,7 @@ import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import IO, Any, Literal
 
 from flask import Flask, Request, Response, current_app, g, jsonify, request
 from pydantic import BaseModel, ConfigDict
@@ -57,6 +57,23 @@ class HealthResponse(BaseModel):
 
     model_config = ConfigDict(extra="allow")
     status: str
+
+
+class ModelCard(BaseModel):
+    """One served model in ``GET /v1/models``."""
+
+    id: str
+    object: Literal["model"] = "model"
+    created: int
+    owned_by: str
+    aliases: list[str] = []
+
+
+class ModelList(BaseModel):
+    """``GET /v1/models`` (OpenAI shape)."""
+
+    object: Literal["list"] = "list"
+    data: list[ModelCard]
 
 
 class ProbeResponse(BaseModel):

@@ -7,7 +7,7 @@ import uuid
 
 from flask import Flask, Response, jsonify
 
-from common.app import create_service_app, model_list, service_context
+from common.app import ModelList, create_service_app, model_list, service_context
 from common.openapi import ApiBlueprint
 from common.validation import json_body
 from embedding_service import schemas
@@ -116,9 +116,7 @@ def openai_embeddings() -> Response:
     )
 
 
-@routes.api(
-    "/v1/models", summary="Served models (OpenAI shape)", response=schemas.ModelList, errors=(), tags=("openai",)
-)
+@routes.api("/v1/models", summary="Served models (OpenAI shape)", response=ModelList, errors=(), tags=("openai",))
 def list_models() -> Response:
     """Every served model with its aliases."""
     engine = _engine()

@@ -125,23 +125,6 @@ class OpenAIEmbeddingResponse(BaseModel):
     usage: EmbeddingUsage
 
 
-class ModelCard(BaseModel):
-    """One served model."""
-
-    id: str
-    object: Literal["model"] = "model"
-    created: int
-    owned_by: str
-    aliases: list[str] = []
-
-
-class ModelList(BaseModel):
-    """`GET /v1/models`."""
-
-    object: Literal["list"] = "list"
-    data: list[ModelCard]
-
-
 class RerankDocument(BaseModel):
     """A document given as an object (Cohere also accepts plain strings)."""
 

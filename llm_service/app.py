@@ -8,7 +8,7 @@ from typing import Any
 
 from flask import Flask, Response, jsonify
 
-from common.app import create_service_app, service_context
+from common.app import ModelList, create_service_app, service_context
 from common.openapi import ApiBlueprint
 from common.streaming import ndjson_response, sse_response
 from common.validation import json_body
@@ -134,9 +134,7 @@ def chat_completions() -> Response:
     return jsonify(engine.complete(params))
 
 
-@routes.api(
-    "/v1/models", summary="Served model (OpenAI shape)", response=schemas.ModelList, errors=(), tags=("openai",)
-)
+@routes.api("/v1/models", summary="Served model (OpenAI shape)", response=ModelList, errors=(), tags=("openai",))
 def list_models() -> Response:
     """The served model with its aliases."""
     settings = _engine().settings

@@ -131,10 +131,3 @@ class ChatCompletion(BaseModel):
     created: int
     model: str
     choices: list[dict[str, Any]]
-
-
-class ModelList(BaseModel):
-    """`GET /v1/models`."""
-
-    object: Literal["list"] = "list"
-    data: list[dict[str, Any]]

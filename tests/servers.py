@@ -86,19 +86,28 @@ def readme_curls(default_port: int) -> list[str]:
     return [b.strip() for b in blocks if b.lstrip().startswith("curl") and f":{default_port}" in b]
 
 
-def run_readme_curls(service: RunningService, default_port: int) -> int:
-    """Run each README curl for the service against ``service`` (from the repo root); fail on any error."""
+def run_readme_curls(service: RunningService, default_port: int, cwd: Path = REPO) -> int:
+    """Run each README curl for the service against ``service`` in ``cwd``; fail on any error.
+
+    A command must print something, or write the file its ``--output`` names.
+    """
     port = service.url.rsplit(":", 1)[1]
     commands = readme_curls(default_port)
     for command in commands:
         command = command.replace(f":{default_port}", f":{port}")
+        output = re.search(r"--output\s+(\S+)", command)
+        if output:
+            (cwd / output.group(1)).unlink(missing_ok=True)
         done = subprocess.run(
             ["bash", "-c", f"{command} --fail-with-body --silent --show-error"],
-            cwd=REPO,
+            cwd=cwd,
             capture_output=True,
             text=True,
             timeout=120,
         )
         assert done.returncode == 0, f"{command}\n{done.stdout}\n{done.stderr}"
-        assert done.stdout.strip(), command
+        if output:
+            assert (cwd / output.group(1)).stat().st_size > 1000, command
+        else:
+            assert done.stdout.strip(), command
     return len(commands)

@@ -36,9 +36,14 @@ def _long_answer(url: str) -> httpx.Response:
     return httpx.post(f"{url}/api/chat", json={"messages": messages, "max_tokens": 120}, timeout=120)
 
 
+def _long_speech(url: str) -> httpx.Response:
+    text = "这是一段用来测试优雅停机的长文本，服务在合成的时候收到了停止信号。" * 6
+    return httpx.post(f"{url}/synthesize", data={"text": text}, timeout=120)
+
+
 @pytest.mark.parametrize(
     ("service", "long_request"),
-    [("embedding", _long_embedding), ("asr", _long_transcription), ("llm", _long_answer)],
+    [("embedding", _long_embedding), ("asr", _long_transcription), ("llm", _long_answer), ("tts", _long_speech)],
 )
 def test_sigterm_lets_in_flight_requests_finish(
     tmp_path: Path, service: str, long_request: Callable[[str], httpx.Response]

@@ -35,7 +35,7 @@ def fuzz(service: RunningService, examples: int, seed: str | None = "1") -> subp
     return subprocess.run(command, capture_output=True, text=True, timeout=900)
 
 
-@pytest.mark.parametrize("name", ["embedding_server", "asr_server", "llm_server"])
+@pytest.mark.parametrize("name", ["embedding_server", "asr_server", "llm_server", "tts_server"])
 def test_openapi_fuzz_finds_no_server_errors(name: str, request: pytest.FixtureRequest) -> None:
     service: RunningService = request.getfixturevalue(name)
     done = fuzz(service, examples=8)

@@ -15,6 +15,7 @@ from asr_service.app import create_app as create_asr_app
 from embedding_service.app import create_app as create_embedding_app
 from llm_service.app import create_app as create_llm_app
 from tests.audio_fixtures import encode
+from tts_service.app import create_app as create_tts_app
 
 DEEP_JSON = b"[" * 50_000 + b"]" * 50_000
 BAD_UTF8 = b'{"texts": ["\xff\xfe\xfd"]}'
@@ -61,11 +62,14 @@ AUDIO_CASES = [
 
 
 @pytest.fixture(scope="module")
-def clients(embedding_settings, embedding_engine, asr_settings, asr_engine, llm_settings, llm_engine):
+def clients(
+    embedding_settings, embedding_engine, asr_settings, asr_engine, llm_settings, llm_engine, tts_settings, tts_engine
+):
     return {
         "embedding": create_embedding_app(embedding_settings, engine=embedding_engine).test_client(),
         "asr": create_asr_app(asr_settings, engine=asr_engine).test_client(),
         "llm": create_llm_app(llm_settings, engine=llm_engine).test_client(),
+        "tts": create_tts_app(tts_settings, engine=tts_engine).test_client(),
     }
 
 
@@ -78,6 +82,8 @@ JSON_ROUTES = [
     ("llm", "/api/chat"),
     ("llm", "/api/chat/stream"),
     ("llm", "/v1/chat/completions"),
+    ("tts", "/v1/audio/speech"),
+    ("tts", "/synthesize"),
 ]
 AUDIO_ROUTES = ["/asr", "/asr/stream", "/v1/audio/transcriptions"]
 
@@ -122,7 +128,23 @@ def test_hostile_audio_uploads(clients, path: str) -> None:
     assert set(Path(tempfile.gettempdir()).iterdir()) - before == set()
 
 
-@pytest.mark.parametrize("service", ["embedding", "asr", "llm"])
+@pytest.mark.parametrize("path", ["/synthesize", "/synthesize/stream"])
+def test_hostile_reference_recordings(clients, path: str) -> None:
+    client = clients["tts"]
+    before = set(Path(tempfile.gettempdir()).iterdir())
+    for name, audio in AUDIO_CASES:
+        fields = {"text": "你好", "prompt_audio": (io.BytesIO(audio), "a.wav")}
+        response = client.post(path, data=fields, content_type="multipart/form-data")
+        _check(client, response)
+        assert response.status_code == 400 and response.json["error"]["param"] == "prompt_audio", (name, response.json)
+    for body, content_type in (MALFORMED_MULTIPART, (b"\x00" * 1000, "application/octet-stream")):
+        response = client.post(path, data=body, content_type=content_type)
+        _check(client, response)
+        assert response.status_code == 400
+    assert set(Path(tempfile.gettempdir()).iterdir()) - before == set()
+
+
+@pytest.mark.parametrize("service", ["embedding", "asr", "llm", "tts"])
 def test_path_and_method_tricks(clients, service: str) -> None:
     client = clients[service]
     for path in ("/../../etc/passwd", "/%2e%2e/%2e%2e/etc/passwd", "/v1/../../etc/shadow", "/\x00", "/" + "a" * 5000):

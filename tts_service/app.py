@@ -8,7 +8,7 @@ from typing import Any
 
 from flask import Flask, Response, jsonify, request
 
-from common.app import create_service_app, model_list, service_context
+from common.app import ModelList, create_service_app, model_list, service_context
 from common.errors import BadRequest
 from common.openapi import ApiBlueprint
 from common.streaming import bytes_response, sse_response
@@ -146,7 +146,8 @@ def speech() -> Response:
     body = json_body(schemas.SpeechRequest)
     engine = _engine()
     engine.check_model(body.model)
-    stream = engine.stream(body.input, body.voice, None, SynthesisParams(speed=body.speed))
+    params = SynthesisParams(speed=body.speed)
+    stream = engine.stream(body.input, body.voice, None, params, text_param="input", style_param="voice")
     encoded = encoding.encode_stream(stream, stream.sample_rate, body.response_format)
     if body.stream_format == "sse":
         return sse_response(
@@ -172,9 +173,7 @@ def _speech_events(encoded: Iterator[bytes], stream: SpeechStream, text: str) ->
     }
 
 
-@routes.api(
-    "/v1/models", summary="Served model (OpenAI shape)", response=schemas.ModelList, errors=(), tags=("openai",)
-)
+@routes.api("/v1/models", summary="Served model (OpenAI shape)", response=ModelList, errors=(), tags=("openai",))
 def list_models() -> Response:
     """The served model; aliases listed with it."""
     settings = _engine().settings

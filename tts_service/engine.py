@@ -202,14 +202,18 @@ class TtsEngine(ModelEngine):
         style: str | None = None,
         prompt_audio: bytes | None = None,
         params: SynthesisParams | None = None,
+        *,
+        text_param: str = "text",
+        style_param: str = "style",
     ) -> SpeechStream:
         """Start speaking; each chunk is one clause and its pause, as soon as it is made.
 
-        Everything that can be refused is raised here, before the first chunk.
+        Everything that can be refused is raised here, before the first chunk; errors name
+        ``text_param``/``style_param`` (OpenAI's request calls them ``input`` and ``voice``).
         """
         self.ensure_ready()
-        clauses = self.check_text(text)
-        preset = self.preset(style)
+        clauses = self.check_text(text, text_param)
+        preset = self.preset(style, style_param)
         reference = self.decode_prompt(prompt_audio) if prompt_audio is not None else None
         params = params or SynthesisParams()
         backend = self._backend

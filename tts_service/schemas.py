@@ -86,10 +86,3 @@ class SpeechEvent(BaseModel):
     audio: str | None = Field(default=None, description="base64 audio in the requested format")
     usage: dict[str, int] | None = None
     error: dict[str, str] | None = None
-
-
-class ModelList(BaseModel):
-    """`GET /v1/models`."""
-
-    object: Literal["list"] = "list"
-    data: list[dict[str, object]]
