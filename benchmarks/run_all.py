@@ -1,6 +1,6 @@
 """Run every service benchmark and print one table: metric, measured value, goal, pass/fail.
 
-    .venv/bin/python benchmarks/run_all.py [--only embedding,asr,llm]
+    .venv/bin/python benchmarks/run_all.py [--only embedding,asr,llm,tts]
 
 Each benchmark measures its ratios side by side in one run and stops by itself (a few minutes each on
 2 cores); they run one after another so they never compete for the cores.
@@ -18,7 +18,12 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-BENCHMARKS = {"embedding": "embedding_bench.py", "asr": "asr_bench.py", "llm": "llm_bench.py"}
+BENCHMARKS = {
+    "embedding": "embedding_bench.py",
+    "asr": "asr_bench.py",
+    "llm": "llm_bench.py",
+    "tts": "tts_bench.py",
+}
 GOAL = re.compile(r"\(goal ([<>]=) ([\d.]+)\)")
 
 
