@@ -1,13 +1,15 @@
-"""Thin HTTP clients for the suite's services (embedding, ASR, LLM; TTS follows with its service).
+"""Thin HTTP clients for the suite's services: embedding, ASR, LLM, TTS, and a voice round trip.
 
     from core import Core
     with Core() as suite:
         print(suite.llm.chat("用一句话介绍你自己"))
         print(suite.asr.transcribe("question.wav"))
+        suite.tts.synthesize("你好，world", style="style2", save_to="hello.wav")
         print(suite.embedding.rerank("如何重置我的密码", ["这家餐厅的菜很好吃", "忘记密码怎么办"]))
+        reply = suite.voice_chat("question.wav")   # heard text, reply text, reply audio (WAV)
 
 Base URLs default to the local ports and can be set by argument or by ``EMBEDDING_URL``, ``ASR_URL``,
-``LLM_URL``; ``SUITE_API_KEY`` (or ``api_key=``) sends a bearer token. Connection errors are retried,
+``LLM_URL``, ``TTS_URL``; ``SUITE_API_KEY`` (or ``api_key=``) sends a bearer token. Connection errors are retried,
 and so are 429/503 answers, after the ``Retry-After`` the service asks for. Every failure raises a
 :class:`SuiteError` subclass carrying the status, the service's message and the request id.
 """
@@ -16,11 +18,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import struct
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 
@@ -34,7 +39,10 @@ __all__ = [
     "Overloaded",
     "ServiceUnavailable",
     "SuiteError",
+    "TTSClient",
     "UpstreamFailed",
+    "VoiceEvent",
+    "VoiceReply",
 ]
 
 
@@ -139,6 +147,17 @@ class _Client:
                 raise _error_for(response)
             return response
         raise AssertionError("unreachable")
+
+    def _bytes(self, path: str, **kwargs: Any) -> Iterator[bytes]:
+        """POST and yield the binary body as it arrives."""
+        try:
+            with self._http.stream("POST", path, **kwargs) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    raise _error_for(response)
+                yield from response.iter_bytes()
+        except httpx.TransportError as exc:
+            raise ServiceUnavailable(f"stream from {self._http.base_url} broke: {exc}") from None
 
     def _lines(self, path: str, **kwargs: Any) -> Iterator[dict[str, Any]]:
         """POST and yield the NDJSON lines; an ``{"event": "error"}`` line raises."""
@@ -250,6 +269,136 @@ class LLMClient(_Client):
                 yield line["delta"]
 
 
+WAV_HEADER_BYTES = 44
+
+
+def wav_file(pcm: bytes, sample_rate: int) -> bytes:
+    """A mono 16-bit WAV around raw PCM."""
+    header = struct.pack("<4sI4s4sIHHIIHH4sI", b"RIFF", 36 + len(pcm), b"WAVE", b"fmt ", 16, 1, 1,
+                         sample_rate, sample_rate * 2, 2, 16, b"data", len(pcm))  # fmt: skip
+    return header + pcm
+
+
+def wav_rate(wav: bytes) -> int:
+    """The sample rate in a WAV header."""
+    return struct.unpack_from("<I", wav, 24)[0]
+
+
+class TTSClient(_Client):
+    """The TTS service (port 7206)."""
+
+    env_var = "TTS_URL"
+    default_url = "http://127.0.0.1:7206"
+
+    @staticmethod
+    def _form(
+        text: str,
+        style: str | None,
+        prompt_audio: str | Path | bytes | None,
+        temperature: float | None,
+        top_p: float | None,
+    ) -> dict[str, Any]:
+        fields = {"text": text, "style": style, "temperature": temperature, "top_p": top_p}
+        form: dict[str, Any] = {"data": {k: str(v) for k, v in fields.items() if v is not None}}
+        if prompt_audio is not None:
+            form["files"] = {"prompt_audio": _audio(prompt_audio)}
+        else:  # multipart even without a file, as the seed's curl calls send it
+            form["files"] = {"text": (None, text)}
+            del form["data"]["text"]
+        return form
+
+    def synthesize(
+        self,
+        text: str,
+        style: str | None = None,
+        prompt_audio: str | Path | bytes | None = None,
+        temperature: float | None = None,
+        top_p: float | None = None,
+        save_to: str | Path | None = None,
+    ) -> bytes:
+        """WAV bytes for ``text`` (also written to ``save_to`` if given).
+
+        ``prompt_audio`` (a path or bytes) is a reference recording; it wins over ``style``.
+        """
+        form = self._form(text, style, prompt_audio, temperature, top_p)
+        wav = self._request("POST", "/synthesize", **form).content
+        if save_to is not None:
+            Path(save_to).write_bytes(wav)
+        return wav
+
+    def synthesize_stream(
+        self,
+        text: str,
+        style: str | None = None,
+        prompt_audio: str | Path | bytes | None = None,
+        temperature: float | None = None,
+        top_p: float | None = None,
+    ) -> Iterator[bytes]:
+        """The WAV as it is made: a 44-byte header with "unknown length" sizes, then PCM per clause.
+
+        Writing the chunks in order to a file gives a playable WAV.
+        """
+        yield from self._bytes("/synthesize/stream", **self._form(text, style, prompt_audio, temperature, top_p))
+
+    def styles(self) -> dict[str, Any]:
+        """``{"default", "styles": [{"name", "language", "description"}], "aliases"}``."""
+        return self._request("GET", "/styles").json()
+
+
+_CLAUSE_END = re.compile(r"[。！？；!?;…\n]|[，、：]|[,:](?=\D)|\.(?=\s)")  # not inside 1,000 or 10:30
+MIN_CLAUSE_CHARS = 6
+
+
+def split_ready_clauses(buffer: str, final: bool = False) -> tuple[list[str], str]:
+    """Cut finished clauses off the front of streamed text: ``(clauses, rest)``.
+
+    Sentence ends (``。！？；!?;…``, a period before a space, a newline) always end a clause; commas
+    (``，、,：:``) only once the clause has ``MIN_CLAUSE_CHARS`` characters, so TTS never gets a
+    two-character scrap. With ``final``, whatever is left is a clause too.
+    """
+    clauses: list[str] = []
+    start = 0
+    for match in _CLAUSE_END.finditer(buffer):
+        piece = buffer[start : match.end()]
+        if match.group() in "，、,：:" and len(piece.strip()) < MIN_CLAUSE_CHARS:
+            continue
+        if piece.strip():
+            clauses.append(piece.strip())
+        start = match.end()
+    rest = buffer[start:]
+    if final and rest.strip():
+        clauses.append(rest.strip())
+        rest = ""
+    return clauses, rest
+
+
+@dataclass(frozen=True)
+class VoiceEvent:
+    """One step of :meth:`Core.voice_chat_stream`."""
+
+    kind: Literal["heard", "text", "audio"]
+    text: str
+    """The transcript (``heard``), a reply delta (``text``) or the clause the audio speaks (``audio``)."""
+    audio: bytes = b""
+    """For ``audio``: a complete WAV of this clause."""
+    seconds: float = 0.0
+    """Time since the round trip started."""
+
+
+@dataclass
+class VoiceReply:
+    """A finished voice round trip."""
+
+    heard: str
+    reply: str
+    audio: bytes
+    """The whole reply as one WAV."""
+    first_audio_s: float
+    """When the first clause's audio was ready."""
+    total_s: float
+    clauses: list[str] = field(default_factory=list)
+
+
 class Core:
     """All clients in one place; use as a context manager to close their pools."""
 
@@ -257,27 +406,90 @@ class Core:
         self.embedding = EmbeddingClient(api_key=api_key, timeout=timeout)
         self.asr = ASRClient(api_key=api_key, timeout=timeout)
         self.llm = LLMClient(api_key=api_key, timeout=timeout)
+        self.tts = TTSClient(api_key=api_key, timeout=timeout)
 
     def __enter__(self) -> Core:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        for client in (self.embedding, self.asr, self.llm):
+        for client in self._clients().values():
             client.close()
+
+    def _clients(self) -> dict[str, _Client]:
+        return {"embedding": self.embedding, "asr": self.asr, "llm": self.llm, "tts": self.tts}
 
     def health(self) -> dict[str, dict[str, Any] | str]:
         """Each service's ``/health``, or the error that reaching it gave."""
         report: dict[str, dict[str, Any] | str] = {}
-        for name, client in (("embedding", self.embedding), ("asr", self.asr), ("llm", self.llm)):
+        for name, client in self._clients().items():
             try:
                 report[name] = client.health()
             except SuiteError as exc:
                 report[name] = str(exc)
         return report
 
+    def voice_chat_stream(
+        self,
+        audio: str | Path | bytes,
+        system: str | None = None,
+        style: str | None = None,
+        language: str | None = None,
+        **chat_params: Any,
+    ) -> Iterator[VoiceEvent]:
+        """Hear a spoken question, stream the LLM's answer, and speak it clause by clause.
+
+        Yields ``heard`` once, then ``text`` for every reply delta and ``audio`` (a WAV) for every
+        finished clause, as soon as each exists: the first audio comes long before the reply ends.
+        """
+        started = time.perf_counter()
+        heard = self.asr.transcribe(audio, language=language)
+        yield VoiceEvent("heard", heard, seconds=time.perf_counter() - started)
+        if not heard.strip():
+            return
+        buffer = ""
+        for delta in self.llm.chat_stream(heard, system=system, **chat_params):
+            yield VoiceEvent("text", delta, seconds=time.perf_counter() - started)
+            clauses, buffer = split_ready_clauses(buffer + delta)
+            for clause in clauses:
+                yield self._speak(clause, style, started)
+        for clause in split_ready_clauses(buffer, final=True)[0]:
+            yield self._speak(clause, style, started)
+
+    def _speak(self, clause: str, style: str | None, started: float) -> VoiceEvent:
+        try:
+            wav = self.tts.synthesize(clause, style=style)
+        except BadRequest:  # e.g. a clause of only symbols or emoji: nothing to say
+            wav = b""
+        return VoiceEvent("audio", clause, wav, seconds=time.perf_counter() - started)
+
+    def voice_chat(
+        self,
+        audio: str | Path | bytes,
+        system: str | None = None,
+        style: str | None = None,
+        language: str | None = None,
+        **chat_params: Any,
+    ) -> VoiceReply:
+        """:meth:`voice_chat_stream` collected: the heard text, the reply text and the reply as one WAV."""
+        started = time.perf_counter()
+        heard, reply, pcm, clauses = "", "", b"", []
+        rate, first_audio = 24000, 0.0
+        for event in self.voice_chat_stream(audio, system, style, language, **chat_params):
+            if event.kind == "heard":
+                heard = event.text
+            elif event.kind == "text":
+                reply += event.text
+            elif event.audio:
+                first_audio = first_audio or event.seconds
+                rate = wav_rate(event.audio)
+                pcm += event.audio[WAV_HEADER_BYTES:]
+                clauses.append(event.text)
+        total = time.perf_counter() - started
+        return VoiceReply(heard, reply.strip(), wav_file(pcm, rate), first_audio, total, clauses)
+
 
 def main(argv: list[str] | None = None) -> int:
-    """``python core.py asr FILE | chat TEXT | embed TEXT | health``."""
+    """``python core.py asr FILE | chat TEXT | tts TEXT -o OUT | voice IN -o OUT | embed TEXT | health``."""
     import argparse
 
     parser = argparse.ArgumentParser(prog="core.py", description="Call the suite's services.")
@@ -286,6 +498,15 @@ def main(argv: list[str] | None = None) -> int:
     chat = commands.add_parser("chat", help="ask the LLM (streams the answer)")
     chat.add_argument("text")
     chat.add_argument("--system")
+    tts = commands.add_parser("tts", help="speak a text into a WAV file")
+    tts.add_argument("text")
+    tts.add_argument("-o", "--output", default="out.wav")
+    tts.add_argument("--style")
+    voice = commands.add_parser("voice", help="answer a spoken question with speech")
+    voice.add_argument("file")
+    voice.add_argument("-o", "--output", default="reply.wav")
+    voice.add_argument("--system")
+    voice.add_argument("--style")
     commands.add_parser("embed", help="print a text's vector length and first values").add_argument("text")
     commands.add_parser("health", help="every service's /health")
     args = parser.parse_args(argv)
@@ -297,6 +518,15 @@ def main(argv: list[str] | None = None) -> int:
                 for piece in suite.llm.chat_stream(args.text, system=args.system):
                     print(piece, end="", flush=True)
                 print()
+            elif args.command == "tts":
+                wav = suite.tts.synthesize(args.text, style=args.style, save_to=args.output)
+                seconds = (len(wav) - WAV_HEADER_BYTES) / 2 / wav_rate(wav)
+                print(f"{args.output}: {seconds:.2f} s")
+            elif args.command == "voice":
+                reply = suite.voice_chat(args.file, system=args.system, style=args.style)
+                Path(args.output).write_bytes(reply.audio)
+                print(f"heard: {reply.heard}\nreply: {reply.reply}")
+                print(f"{args.output}: first audio after {reply.first_audio_s:.2f} s, all after {reply.total_s:.2f} s")
             elif args.command == "embed":
                 vector = suite.embedding.embed(args.text)
                 print(len(vector), [round(x, 4) for x in vector[:5]])

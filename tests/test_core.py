@@ -11,6 +11,8 @@ from embedding_service.app import create_app as create_embedding_app
 from llm_service.app import create_app as create_llm_app
 from tests.audio_fixtures import librivox_clips, long_speech, wav_bytes, word_error_rate
 from tests.servers import free_port
+from tests.tts_checks import assert_speech, parse_wav
+from tts_service.app import create_app as create_tts_app
 
 
 @pytest.fixture
@@ -30,6 +32,13 @@ def asr(asr_settings, asr_engine) -> core.ASRClient:
 def llm(llm_settings, llm_engine) -> core.LLMClient:
     return core.LLMClient(
         "http://llm", transport=httpx.WSGITransport(app=create_llm_app(llm_settings, engine=llm_engine))
+    )
+
+
+@pytest.fixture
+def tts(tts_settings, tts_engine) -> core.TTSClient:
+    return core.TTSClient(
+        "http://tts", transport=httpx.WSGITransport(app=create_tts_app(tts_settings, engine=tts_engine))
     )
 
 
@@ -86,3 +95,51 @@ def test_429_is_retried_after_retry_after() -> None:
     )
     with pytest.raises(core.Overloaded, match="full"):
         always_full.similarity("a", "b")
+
+
+def test_tts_client(tts: core.TTSClient, tmp_path) -> None:
+    wav = tts.synthesize("你好，这是默认风格的测试", style="style2", save_to=tmp_path / "out.wav")
+    assert (tmp_path / "out.wav").read_bytes() == wav
+    assert_speech(*parse_wav(wav), (1.5, 4.5))
+    reference = librivox_clips()[1][0]
+    assert_speech(
+        *parse_wav(tts.synthesize("Hello there.", prompt_audio=reference, temperature=0.6, top_p=0.9)), (0.5, 3)
+    )
+    chunks = list(tts.synthesize_stream("第一句。第二句。"))
+    streamed = b"".join(chunks)
+    assert streamed[:4] == b"RIFF" and len(streamed) > 44 + 24000
+    assert tts.styles()["default"] == "style1"
+    with pytest.raises(core.BadRequest, match="unknown style") as bad:
+        tts.synthesize("hi", style="style9")
+    assert bad.value.request_id
+    with pytest.raises(core.BadRequest, match="empty"):
+        list(tts.synthesize_stream("  "))
+
+
+@pytest.mark.parametrize(
+    ("streamed", "final", "clauses", "rest"),
+    [
+        ("你好，我是一个助手。我可以帮你", False, ["你好，我是一个助手。"], "我可以帮你"),
+        ("Hello, I am a helpful assistant. I can", False, ["Hello,", "I am a helpful assistant."], " I can"),
+        ("It costs 1,000 dollars, at 10:30 sharp. Ok", False, ["It costs 1,000 dollars,", "at 10:30 sharp."], " Ok"),
+        ("It costs 1,", False, [], "It costs 1,"),
+        ("价格是3.5元，很便宜", True, ["价格是3.5元，", "很便宜"], ""),
+        ("好！真的吗？", False, ["好！", "真的吗？"], ""),
+    ],
+)
+def test_streamed_reply_is_cut_into_clauses(streamed: str, final: bool, clauses: list[str], rest: str) -> None:
+    assert core.split_ready_clauses(streamed, final=final) == (clauses, rest)
+
+
+def test_voice_chat_in_process(asr, llm, tts) -> None:
+    question = tts.synthesize("What is the capital of France?")
+    suite = core.Core()
+    suite.asr, suite.llm, suite.tts = asr, llm, tts
+    events = list(suite.voice_chat_stream(question, system="Answer in two short sentences.", max_tokens=48, seed=1))
+    assert events[0].kind == "heard" and "capital" in events[0].text.lower()
+    audio = [e for e in events if e.kind == "audio"]
+    assert audio and all(e.audio[:4] == b"RIFF" for e in audio)
+    reply = suite.voice_chat(question, system="Answer in two short sentences.", max_tokens=48, seed=1)
+    assert reply.reply and "".join(reply.clauses).replace(" ", "") == reply.reply.replace(" ", "")
+    assert_speech(*parse_wav(reply.audio), (0.5, 30))
+    assert 0 < reply.first_audio_s < reply.total_s
