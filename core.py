@@ -394,7 +394,9 @@ class VoiceReply:
     audio: bytes
     """The whole reply as one WAV."""
     first_audio_s: float
-    """When the first clause's audio was ready."""
+    """When the first clause's audio was ready (seconds from the start)."""
+    reply_s: float
+    """When the last piece of reply text arrived."""
     total_s: float
     clauses: list[str] = field(default_factory=list)
 
@@ -402,11 +404,20 @@ class VoiceReply:
 class Core:
     """All clients in one place; use as a context manager to close their pools."""
 
-    def __init__(self, *, api_key: str | None = None, timeout: float = 120.0) -> None:
-        self.embedding = EmbeddingClient(api_key=api_key, timeout=timeout)
-        self.asr = ASRClient(api_key=api_key, timeout=timeout)
-        self.llm = LLMClient(api_key=api_key, timeout=timeout)
-        self.tts = TTSClient(api_key=api_key, timeout=timeout)
+    def __init__(
+        self,
+        *,
+        embedding_url: str | None = None,
+        asr_url: str | None = None,
+        llm_url: str | None = None,
+        tts_url: str | None = None,
+        api_key: str | None = None,
+        timeout: float = 120.0,
+    ) -> None:
+        self.embedding = EmbeddingClient(embedding_url, api_key=api_key, timeout=timeout)
+        self.asr = ASRClient(asr_url, api_key=api_key, timeout=timeout)
+        self.llm = LLMClient(llm_url, api_key=api_key, timeout=timeout)
+        self.tts = TTSClient(tts_url, api_key=api_key, timeout=timeout)
 
     def __enter__(self) -> Core:
         return self
@@ -473,19 +484,20 @@ class Core:
         """:meth:`voice_chat_stream` collected: the heard text, the reply text and the reply as one WAV."""
         started = time.perf_counter()
         heard, reply, pcm, clauses = "", "", b"", []
-        rate, first_audio = 24000, 0.0
+        rate, first_audio, reply_done = 24000, 0.0, 0.0
         for event in self.voice_chat_stream(audio, system, style, language, **chat_params):
             if event.kind == "heard":
                 heard = event.text
             elif event.kind == "text":
                 reply += event.text
+                reply_done = event.seconds
             elif event.audio:
                 first_audio = first_audio or event.seconds
                 rate = wav_rate(event.audio)
                 pcm += event.audio[WAV_HEADER_BYTES:]
                 clauses.append(event.text)
         total = time.perf_counter() - started
-        return VoiceReply(heard, reply.strip(), wav_file(pcm, rate), first_audio, total, clauses)
+        return VoiceReply(heard, reply.strip(), wav_file(pcm, rate), first_audio, reply_done, total, clauses)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -526,7 +538,10 @@ def main(argv: list[str] | None = None) -> int:
                 reply = suite.voice_chat(args.file, system=args.system, style=args.style)
                 Path(args.output).write_bytes(reply.audio)
                 print(f"heard: {reply.heard}\nreply: {reply.reply}")
-                print(f"{args.output}: first audio after {reply.first_audio_s:.2f} s, all after {reply.total_s:.2f} s")
+                print(
+                    f"{args.output}: first audio after {reply.first_audio_s:.2f} s, reply text done after "
+                    f"{reply.reply_s:.2f} s, all audio after {reply.total_s:.2f} s"
+                )
             elif args.command == "embed":
                 vector = suite.embedding.embed(args.text)
                 print(len(vector), [round(x, 4) for x in vector[:5]])

@@ -68,17 +68,28 @@ def encode(samples: np.ndarray, container: str, codec: str, rate: int = 16000, l
     return buffer.getvalue()
 
 
+def edit_distance(reference: list[str], hypothesis: list[str]) -> int:
+    """Levenshtein distance between two token lists."""
+    row = list(range(len(hypothesis) + 1))
+    for i, r in enumerate(reference, 1):
+        previous, row[0] = row[0], i
+        for j, h in enumerate(hypothesis, 1):
+            previous, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, previous + (r != h))
+    return row[-1]
+
+
 def word_error_rate(reference: str, hypothesis: str) -> float:
-    """Word-level Levenshtein distance / reference length, after lower-casing and dropping punctuation."""
+    """Word-level edit distance / reference length, after lower-casing and dropping punctuation."""
 
     def words(text: str) -> list[str]:
         text = text.lower().replace("-", " ").replace("mr.", "mister")
         return re.sub(r"[^\w\s']", " ", text).split()
 
-    ref, hyp = words(reference), words(hypothesis)
-    row = list(range(len(hyp) + 1))
-    for i, r in enumerate(ref, 1):
-        previous, row[0] = row[0], i
-        for j, h in enumerate(hyp, 1):
-            previous, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, previous + (r != h))
-    return row[-1] / max(len(ref), 1)
+    ref = words(reference)
+    return edit_distance(ref, words(hypothesis)) / max(len(ref), 1)
+
+
+def character_error_rate(reference: str, hypothesis: str) -> float:
+    """Character-level edit distance / reference length, ignoring punctuation and spaces (for Chinese)."""
+    ref = [c for c in reference if c.isalnum()]
+    return edit_distance(ref, [c for c in hypothesis if c.isalnum()]) / max(len(ref), 1)
