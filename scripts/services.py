@@ -41,6 +41,9 @@ def service_env(service: Service) -> dict[str, str]:
     if env.get(service.port_env):
         env[f"{service.name.upper()}__SERVER__PORT"] = env[service.port_env]
     env["SUITE_SERVICE"] = service.name
+    # glibc gives each request thread its own malloc arena; native model code (onnxruntime, LiteRT,
+    # CTranslate2) allocating from 16 threads then fragments memory and RSS creeps up under load.
+    env.setdefault("MALLOC_ARENA_MAX", "2")
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
     return env
 

@@ -14,7 +14,7 @@ import pytest
 from asr_service.app import create_app as create_asr_app
 from embedding_service.app import create_app as create_embedding_app
 from llm_service.app import create_app as create_llm_app
-from tests.audio_fixtures import encode
+from tests.audio_fixtures import encode, silent_flac
 from tts_service.app import create_app as create_tts_app
 
 DEEP_JSON = b"[" * 50_000 + b"]" * 50_000
@@ -56,6 +56,7 @@ JSON_CASES = [
 AUDIO_CASES = [
     ("zip bomb", _zip_bomb()),
     ("20 minutes of silence", encode(np.zeros(16000 * 1200, dtype=np.float32), "flac", "flac")),
+    ("10 hours of silence", silent_flac(10)),
     ("nul bytes", bytes(10_000)),
     ("text named wav", b"RIFF....WAVEfmt this is not audio" * 100),
 ]
@@ -154,3 +155,32 @@ def test_path_and_method_tricks(clients, service: str) -> None:
     for method in ("PUT", "DELETE", "PATCH"):
         response = client.open("/v1/models", method=method)
         assert response.status_code == 405 and response.is_json
+
+
+@pytest.mark.slow
+@pytest.mark.faults
+@pytest.mark.parametrize(("name", "path", "field"), [("asr", "/asr", "file"), ("tts", "/synthesize", "prompt_audio")])
+def test_memory_returns_near_its_start_after_hostile_audio(request: pytest.FixtureRequest, name, path, field) -> None:
+    import sys
+
+    import httpx
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
+    from services import rss_mib  # scripts/services.py: RSS of a process tree
+
+    service = request.getfixturevalue(f"{name}_server")
+
+    def hostile_round() -> None:
+        for case, audio in AUDIO_CASES:
+            response = httpx.post(
+                f"{service.url}{path}", data={"text": "你好"}, files={field: ("a.wav", audio)}, timeout=120
+            )
+            assert response.status_code == 400, (case, response.text[:200])
+
+    hostile_round()  # warm-up: decoders and arenas reach their working size
+    baseline = rss_mib(service.pid)
+    for _ in range(3):
+        hostile_round()
+    after = rss_mib(service.pid)
+    assert after < baseline * 1.10, f"RSS {baseline:.0f} MiB -> {after:.0f} MiB"
+    assert httpx.get(f"{service.url}/readyz", timeout=10).status_code == 200
