@@ -8,16 +8,16 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from asr_service.backends import AsrBackend, Segment, TranscribeOptions, TranscriptInfo, create_backend
 from asr_service.settings import AsrSettings
 from common.audio import Audio, decode_audio
-from common.errors import BadRequest, model_not_found
-from common.lifecycle import ModelEngine
-from common.model_slot import LeasedStream, ModelSlot
+from common.errors import BadRequest
+from common.lifecycle import SingleModelEngine
+from common.model_slot import LeasedStream
 
 log = logging.getLogger("suite.asr")
 SAMPLE_RATE = 16000
@@ -51,35 +51,13 @@ class TranscriptStream:
         self._segments.close()
 
 
-class AsrEngine(ModelEngine):
+class AsrEngine(SingleModelEngine[AsrBackend]):
     """One backend, used by one request at a time behind a bounded wait queue."""
 
+    settings: AsrSettings
+
     def __init__(self, settings: AsrSettings) -> None:
-        super().__init__()
-        self.settings = settings
-        self.slot = ModelSlot(
-            settings.model_name, max_waiting=settings.limits.max_waiting, wait_timeout=settings.limits.wait_timeout_s
-        )
-        self._backend: AsrBackend | None = None
-
-    def _load(self) -> None:
-        self._backend = create_backend(self.settings.backend, self.settings.options, self.settings.cpu_threads)
-        log.info("loaded %s (%s backend)", self.settings.model_name, self.settings.backend)
-
-    @property
-    def model_names(self) -> list[str]:
-        """The served model and its aliases."""
-        return [self.settings.model_name, *self.settings.aliases]
-
-    def check_model(self, name: str | None) -> str:
-        """Accept the served model's name or an alias (None too).
-
-        Raises:
-            NotFound: any other name, listing the accepted ones.
-        """
-        if name is None or name in self.model_names:
-            return self.settings.model_name
-        raise model_not_found(name, self.model_names)
+        super().__init__(settings, create_backend)
 
     def decode(self, data: bytes, param: str = "file") -> Audio:
         """Decode an upload to 16 kHz mono within the duration limit.
@@ -122,7 +100,7 @@ class AsrEngine(ModelEngine):
             info, segments = backend.transcribe(audio.samples, options)
         except Exception:
             lease.release()
-            self._observe(started, failed=True)
+            self.observe_call(started, failed=True)
             raise
         watched = self._watch(segments, started, audio.duration)
         return TranscriptStream(self.settings.model_name, info, LeasedStream(watched, lease))
@@ -139,27 +117,13 @@ class AsrEngine(ModelEngine):
             outcome = "failed"
             raise
         finally:
-            self._observe(started, failed=outcome == "failed")
+            self.observe_call(started, failed=outcome == "failed")
             seconds = time.perf_counter() - started
             if outcome == "stopped":
                 log.info("transcription stopped after %d segments, %.2f s: stream closed", count, seconds)
             elif outcome == "done":
                 log.info("transcribed %.1f s of audio in %.2f s (%d segments)", duration, seconds, count)
 
-    def _observe(self, started: float, *, failed: bool) -> None:
-        self.observe_batch(self.settings.model_name, 1, time.perf_counter() - started, failed)
-
-    def queue_depths(self) -> dict[str, Callable[[], int]]:
-        """Requests waiting for the model."""
-        return {self.settings.model_name: self.slot.depth}
-
     def describe(self) -> dict[str, Any]:
         """Model facts for ``/health``."""
         return {"model": self.settings.model_name, "backend": self.settings.backend, "aliases": self.settings.aliases}
-
-    def close(self) -> None:
-        """Free the model."""
-        super().close()
-        if self._backend is not None:
-            self._backend.close()
-            self._backend = None

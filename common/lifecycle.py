@@ -6,10 +6,11 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Generic, Protocol, TypeVar
 
 from common.batching import BatchObserver
-from common.errors import ServiceUnavailable
+from common.errors import ServiceUnavailable, model_not_found
+from common.model_slot import ModelSlot
 
 log = logging.getLogger("suite.engine")
 
@@ -114,3 +115,71 @@ class ModelEngine:
             return
         log.info("models loaded in %.1f s", time.perf_counter() - started)
         self._ready.set()
+
+
+class SingleModelSettings(Protocol):
+    """What :class:`SingleModelEngine` reads from a service's settings."""
+
+    backend: str
+    model_name: str
+    aliases: list[str]
+    options: dict[str, Any]
+    cpu_threads: int
+    limits: Any
+    """Has ``max_waiting`` and ``wait_timeout_s``."""
+
+
+BackendT = TypeVar("BackendT")
+
+
+class SingleModelEngine(ModelEngine, Generic[BackendT]):
+    """An engine serving one backend under ``settings.model_name`` (and its aliases).
+
+    The backend is built by ``create_backend(name, options, cpu_threads)`` when loading; callers that
+    need the model exclusively take :attr:`slot` (a bounded wait line: 429 past ``max_waiting``).
+    """
+
+    def __init__(self, settings: SingleModelSettings, create_backend: Callable[[str, dict[str, Any], int], BackendT]):
+        super().__init__()
+        self.settings = settings
+        self.slot = ModelSlot(
+            settings.model_name, max_waiting=settings.limits.max_waiting, wait_timeout=settings.limits.wait_timeout_s
+        )
+        self._create_backend = create_backend
+        self._backend: BackendT | None = None
+
+    def _load(self) -> None:
+        settings = self.settings
+        self._backend = self._create_backend(settings.backend, settings.options, settings.cpu_threads)
+        log.info("loaded %s (%s backend)", settings.model_name, settings.backend)
+
+    @property
+    def model_names(self) -> list[str]:
+        """The served model and its aliases."""
+        return [self.settings.model_name, *self.settings.aliases]
+
+    def check_model(self, name: str | None) -> str:
+        """The served model's name for ``name`` (the served name, an alias, or None).
+
+        Raises:
+            NotFound: any other name, listing the accepted ones.
+        """
+        if name is None or name in self.model_names:
+            return self.settings.model_name
+        raise model_not_found(name, self.model_names)
+
+    def queue_depths(self) -> dict[str, Callable[[], int]]:
+        """Requests waiting for the model."""
+        return {self.settings.model_name: self.slot.depth}
+
+    def observe_call(self, started: float, *, failed: bool) -> None:
+        """Report one model call that began at ``started`` (``time.perf_counter()``)."""
+        self.observe_batch(self.settings.model_name, 1, time.perf_counter() - started, failed)
+
+    def close(self) -> None:
+        """Free the model."""
+        super().close()
+        backend, self._backend = self._backend, None
+        close = getattr(backend, "close", None)
+        if close is not None:
+            close()

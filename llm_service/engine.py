@@ -9,37 +9,25 @@ from __future__ import annotations
 import itertools
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 from common.errors import BadRequest, model_not_found
-from common.lifecycle import ModelEngine
-from common.model_slot import Lease, LeasedStream, ModelSlot
+from common.lifecycle import SingleModelEngine
+from common.model_slot import Lease, LeasedStream
 from llm_service.backends import ChatBackend, ChatParams, create_backend
 from llm_service.settings import LlmSettings
 
 log = logging.getLogger("suite.llm")
 
 
-class LlmEngine(ModelEngine):
+class LlmEngine(SingleModelEngine[ChatBackend]):
     """One chat backend; a local model serves one request at a time behind a bounded wait queue."""
 
+    settings: LlmSettings
+
     def __init__(self, settings: LlmSettings) -> None:
-        super().__init__()
-        self.settings = settings
-        self.slot = ModelSlot(
-            settings.model_name, max_waiting=settings.limits.max_waiting, wait_timeout=settings.limits.wait_timeout_s
-        )
-        self._backend: ChatBackend | None = None
-
-    def _load(self) -> None:
-        self._backend = create_backend(self.settings.backend, self.settings.options, self.settings.cpu_threads)
-        log.info("loaded %s (%s backend)", self.settings.model_name, self.settings.backend)
-
-    @property
-    def model_names(self) -> list[str]:
-        """The served model and its aliases."""
-        return [self.settings.model_name, *self.settings.aliases]
+        super().__init__(settings, create_backend)
 
     def params(
         self,
@@ -105,7 +93,7 @@ class LlmEngine(ModelEngine):
             failed = False
         finally:
             lease.release()
-            self._observe(started, failed)
+            self.observe_call(started, failed=failed)
         completion["model"] = self.served_name(params)
         return completion
 
@@ -123,7 +111,7 @@ class LlmEngine(ModelEngine):
             first = next(chunks, None)
         except Exception:
             lease.release()
-            self._observe(started, failed=True)
+            self.observe_call(started, failed=True)
             raise
         head = [] if first is None else [first]
         return LeasedStream(self._renamed(itertools.chain(head, chunks), params, started, chunks), lease)
@@ -147,7 +135,7 @@ class LlmEngine(ModelEngine):
                 close()
             if outcome == "stopped":
                 log.info("generation stopped after %.2f s: stream closed (client gone?)", time.perf_counter() - started)
-            self._observe(started, failed=outcome == "failed")
+            self.observe_call(started, failed=outcome == "failed")
 
     def _acquire(self) -> tuple[ChatBackend, Lease]:
         self.ensure_ready()
@@ -156,23 +144,9 @@ class LlmEngine(ModelEngine):
         lease = self.slot.acquire() if backend.exclusive else Lease(lambda: None)
         return backend, lease
 
-    def _observe(self, started: float, failed: bool) -> None:
-        self.observe_batch(self.settings.model_name, 1, time.perf_counter() - started, failed)
-
-    def queue_depths(self) -> dict[str, Callable[[], int]]:
-        """Requests waiting for the model."""
-        return {self.settings.model_name: self.slot.depth}
-
     def describe(self) -> dict[str, Any]:
         """Seed-compatible ``{"model": ...}`` plus backend facts."""
         facts: dict[str, Any] = {"model": self.settings.model_name, "backend": self.settings.backend}
         if self._backend is not None:
             facts.update(self._backend.health())
         return facts
-
-    def close(self) -> None:
-        """Free the model."""
-        super().close()
-        if self._backend is not None:
-            self._backend.close()
-            self._backend = None

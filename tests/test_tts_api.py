@@ -237,16 +237,17 @@ def test_acoustic_model_rewrite_is_cached_and_has_no_tensorflow_ops() -> None:
     assert used == {None}
 
 
-def test_synthesis_params_reach_piper(tts_engine: TtsEngine) -> None:
-    text = "Variation makes speech sound alive."
-    a = tts_engine.synthesize(text, params=SynthesisParams(temperature=0.1, top_p=0.1)).samples
-    b = tts_engine.synthesize(text, params=SynthesisParams(temperature=0.1, top_p=0.1)).samples
-    c = tts_engine.synthesize(text, params=SynthesisParams(temperature=2.0, top_p=1.0)).samples
-    assert a.size != c.size or not np.allclose(a, c)
-    assert (
-        np.abs(a[: min(a.size, b.size)] - b[: min(a.size, b.size)]).mean()
-        < np.abs(a[: min(a.size, c.size)] - c[: min(a.size, c.size)]).mean()
-    )
+def test_temperature_and_top_p_steer_piper_variation(tts_engine: TtsEngine) -> None:
+    """top_p scales Piper's phoneme-duration noise: near zero, repeated readings last (almost) the same."""
+    text = "Variation makes speech sound alive, and every reading differs a little."
+
+    def length_spread(params: SynthesisParams) -> int:
+        lengths = [tts_engine.synthesize(text, params=params).samples.size for _ in range(8)]
+        return max(lengths) - min(lengths)
+
+    steady = length_spread(SynthesisParams(temperature=0.01, top_p=0.01))
+    lively = length_spread(SynthesisParams(temperature=2.0, top_p=1.0))
+    assert steady < lively, (steady, lively)
 
 
 def test_speed_changes_duration(tts_engine: TtsEngine) -> None:

@@ -18,9 +18,9 @@ import numpy as np
 import yaml
 
 from common.audio import Audio, decode_audio
-from common.errors import BadRequest, model_not_found
-from common.lifecycle import ModelEngine
-from common.model_slot import LeasedStream, ModelSlot
+from common.errors import BadRequest
+from common.lifecycle import SingleModelEngine
+from common.model_slot import LeasedStream
 from common.settings import REPO_ROOT, ConfigError
 from tts_service.backends import PreparedVoice, SynthesisParams, TtsBackend, VoicePreset, create_backend
 from tts_service.offline.prosody import resample
@@ -99,39 +99,17 @@ def load_presets(directory: Path) -> dict[str, VoicePreset]:
     return presets
 
 
-class TtsEngine(ModelEngine):
+class TtsEngine(SingleModelEngine[TtsBackend]):
     """One backend, used by one request at a time behind a bounded wait queue."""
 
+    settings: TtsSettings
+
     def __init__(self, settings: TtsSettings) -> None:
-        super().__init__()
-        self.settings = settings
+        super().__init__(settings, create_backend)
         self.presets = load_presets(settings.voices_dir)
         unknown = {settings.default_style, *settings.voice_aliases.values()} - self.presets.keys()
         if unknown:
             raise ConfigError(f"styles {sorted(unknown)} are named in the config but have no preset")
-        self.slot = ModelSlot(
-            settings.model_name, max_waiting=settings.limits.max_waiting, wait_timeout=settings.limits.wait_timeout_s
-        )
-        self._backend: TtsBackend | None = None
-
-    def _load(self) -> None:
-        self._backend = create_backend(self.settings.backend, self.settings.options, self.settings.cpu_threads)
-        log.info("loaded %s (%s backend)", self.settings.model_name, self.settings.backend)
-
-    @property
-    def model_names(self) -> list[str]:
-        """The served model and its aliases."""
-        return [self.settings.model_name, *self.settings.aliases]
-
-    def check_model(self, name: str | None) -> str:
-        """Accept the served model's name or an alias (None too).
-
-        Raises:
-            NotFound: any other name, listing the accepted ones.
-        """
-        if name is None or name in self.model_names:
-            return self.settings.model_name
-        raise model_not_found(name, self.model_names)
 
     def preset(self, style: str | None, param: str = "style") -> VoicePreset:
         """The preset for a style name or voice alias; None gives the default style.
@@ -248,15 +226,11 @@ class TtsEngine(ModelEngine):
             raise
         finally:
             seconds = time.perf_counter() - started
-            self.observe_batch(self.settings.model_name, 1, seconds, outcome == "failed")
+            self.observe_call(started, failed=outcome == "failed")
             if outcome == "stopped":
                 log.info("synthesis stopped after %.1f s of audio, %.2f s: stream closed", produced, seconds)
             elif outcome == "done":
                 log.info("synthesised %.1f s of audio in %.2f s (%d clauses)", produced, seconds, len(clauses))
-
-    def queue_depths(self) -> dict[str, Callable[[], int]]:
-        """Requests waiting for the model."""
-        return {self.settings.model_name: self.slot.depth}
 
     def describe(self) -> dict[str, Any]:
         """Model facts for ``/health``."""
@@ -266,10 +240,3 @@ class TtsEngine(ModelEngine):
             "styles": sorted(self.presets),
             "sample_rate": self.settings.sample_rate,
         }
-
-    def close(self) -> None:
-        """Free the models."""
-        super().close()
-        if self._backend is not None:
-            self._backend.close()
-            self._backend = None
