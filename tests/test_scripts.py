@@ -1,0 +1,44 @@
+"""scripts/services.py edge cases that need no model: a busy port, stopping and checking what is not running."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.servers import REPO
+
+
+def _services(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, str(REPO / "scripts" / "services.py"), *args]
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+
+
+def _env(run_dir: Path, **extra: str) -> dict[str, str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("EMBEDDING", "ASR", "LLM", "TTS", "SUITE_"))}
+    return {**clean, "SUITE_RUN_DIR": str(run_dir), **extra}
+
+
+def test_a_port_in_use_gives_a_clear_message(tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        done = _services("start", "tts", env=_env(tmp_path, TTS_PORT=str(port)))
+    assert done.returncode == 1
+    assert f"port {port} is already in use" in done.stderr and "TTS_PORT" in done.stderr
+    assert not (tmp_path / "tts.pid").exists()
+
+
+def test_stop_and_status_when_nothing_runs(tmp_path: Path) -> None:
+    stopped = _services("stop", env=_env(tmp_path))
+    assert stopped.returncode == 0 and stopped.stdout.count("not running") == 4
+    status = _services("status", "embedding", env=_env(tmp_path, EMBEDDING_PORT="1"))
+    assert status.returncode == 3 and "down" in status.stdout
+
+
+def test_unknown_service_is_refused(tmp_path: Path) -> None:
+    done = _services("start", "vision", env=_env(tmp_path))
+    assert done.returncode == 2 and "unknown service" in done.stderr
