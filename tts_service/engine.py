@@ -147,7 +147,7 @@ class TtsEngine(SingleModelEngine[TtsBackend]):
             AudioError: empty, corrupt, not audio, shorter than ``min_prompt_s`` or too long.
         """
         limits = self.settings.limits
-        audio = decode_audio(data, sample_rate=16000, max_seconds=limits.max_prompt_s, param=param)
+        audio = decode_audio(data, sample_rate=self.settings.sample_rate, max_seconds=limits.max_prompt_s, param=param)
         if audio.duration < limits.min_prompt_s:
             raise BadRequest(
                 f"{param} is {audio.duration:.2f} s long; at least {limits.min_prompt_s:g} s of speech is needed",

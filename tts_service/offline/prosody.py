@@ -6,6 +6,8 @@ median pitch and speaking rate. It is pitch/tempo matching, not voice cloning.
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import parselmouth
 from parselmouth.praat import call
@@ -13,6 +15,7 @@ from scipy.signal import find_peaks, resample_poly
 
 PITCH_FLOOR_HZ = 60.0
 PITCH_CEILING_HZ = 600.0
+_praat = threading.Lock()  # Praat keeps global state; request threads take turns
 
 
 def _sound(samples: np.ndarray, sample_rate: int) -> parselmouth.Sound:
@@ -25,12 +28,13 @@ def median_pitch(samples: np.ndarray, sample_rate: int) -> float | None:
     A first pass over 60-600 Hz is refined within 0.5x-2x of its median, which removes most
     octave errors on low voices.
     """
-    sound = _sound(samples, sample_rate)
-    first = _voiced(sound, PITCH_FLOOR_HZ, PITCH_CEILING_HZ)
-    if first.size < 10:
-        return None
-    guess = float(np.median(first))
-    refined = _voiced(sound, max(PITCH_FLOOR_HZ, guess / 2), min(PITCH_CEILING_HZ * 1.5, guess * 2))
+    with _praat:
+        sound = _sound(samples, sample_rate)
+        first = _voiced(sound, PITCH_FLOOR_HZ, PITCH_CEILING_HZ)
+        if first.size < 10:
+            return None
+        guess = float(np.median(first))
+        refined = _voiced(sound, max(PITCH_FLOOR_HZ, guess / 2), min(PITCH_CEILING_HZ * 1.5, guess * 2))
     return float(np.median(refined)) if refined.size >= 10 else guess
 
 
@@ -46,24 +50,28 @@ def speaking_rate(samples: np.ndarray, sample_rate: int) -> float | None:
     25 dB of the loudest frame and fall in voiced frames (after de Jong & Wempe's syllable-nuclei
     method); pauses longer than 0.3 s are excluded from the time. None if no speech is found.
     """
-    sound = _sound(samples, sample_rate)
-    intensity = sound.to_intensity(minimum_pitch=PITCH_FLOOR_HZ)
-    levels = intensity.values[0]
-    times = np.array([intensity.get_time_from_frame_number(i + 1) for i in range(len(levels))])
-    if levels.size < 5:
-        return None
-    threshold = float(np.max(levels)) - 25.0
-    peaks, _ = find_peaks(levels, height=threshold, prominence=2.0)
-    pitch = sound.to_pitch_ac(pitch_floor=PITCH_FLOOR_HZ, pitch_ceiling=PITCH_CEILING_HZ)
-    voiced = [
-        t for t in times[peaks] if (pitch.get_value_at_time(t) or 0) > 0 and not np.isnan(pitch.get_value_at_time(t))
-    ]
+    with _praat:
+        sound = _sound(samples, sample_rate)
+        intensity = sound.to_intensity(minimum_pitch=PITCH_FLOOR_HZ)
+        levels = intensity.values[0]
+        times = np.array([intensity.get_time_from_frame_number(i + 1) for i in range(len(levels))])
+        if levels.size < 5:
+            return None
+        threshold = float(np.max(levels)) - 25.0
+        peaks, _ = find_peaks(levels, height=threshold, prominence=2.0)
+        pitch = sound.to_pitch_ac(pitch_floor=PITCH_FLOOR_HZ, pitch_ceiling=PITCH_CEILING_HZ)
+        voiced = [t for t in times[peaks] if _voiced_at(pitch, t)]
     frame = float(times[1] - times[0]) if times.size > 1 else 0.01
     loud = levels > threshold
     speech_seconds = _speaking_time(loud, frame)
     if not voiced or speech_seconds < 0.3:
         return None
     return len(voiced) / speech_seconds
+
+
+def _voiced_at(pitch: parselmouth.Pitch, time: float) -> bool:
+    value = pitch.get_value_at_time(time)
+    return value is not None and not np.isnan(value) and value > 0
 
 
 def _speaking_time(loud: np.ndarray, frame: float, max_gap_s: float = 0.3) -> float:
@@ -87,13 +95,14 @@ def shift_pitch(samples: np.ndarray, sample_rate: int, ratio: float) -> np.ndarr
     """Multiply the pitch by ``ratio`` keeping duration and formants (Praat's PSOLA overlap-add)."""
     if abs(ratio - 1.0) < 0.01 or samples.size < sample_rate // 10:
         return samples
-    sound = _sound(samples, sample_rate)
-    manipulation = call(sound, "To Manipulation", 0.01, PITCH_FLOOR_HZ, PITCH_CEILING_HZ)
-    tier = call(manipulation, "Extract pitch tier")
-    call(tier, "Multiply frequencies", sound.xmin, sound.xmax, ratio)
-    call([tier, manipulation], "Replace pitch tier")
-    shifted = call(manipulation, "Get resynthesis (overlap-add)")
-    return np.asarray(shifted.values[0], dtype=np.float32)
+    with _praat:
+        sound = _sound(samples, sample_rate)
+        manipulation = call(sound, "To Manipulation", 0.01, PITCH_FLOOR_HZ, PITCH_CEILING_HZ)
+        tier = call(manipulation, "Extract pitch tier")
+        call(tier, "Multiply frequencies", sound.xmin, sound.xmax, ratio)
+        call([tier, manipulation], "Replace pitch tier")
+        shifted = call(manipulation, "Get resynthesis (overlap-add)")
+        return np.asarray(shifted.values[0], dtype=np.float32)
 
 
 def resample(samples: np.ndarray, source_rate: int, target_rate: int) -> np.ndarray:
