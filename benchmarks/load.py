@@ -2,9 +2,10 @@
 
     .venv/bin/python benchmarks/load.py --service embedding --clients 32 --seconds 60
 
-Reports throughput, p50/p95/p99 latency, status-code counts and the service's RSS before and after
-(from its pid file in $SUITE_RUN_DIR, default run/). Clients honour Retry-After on 429, as real ones do.
-Goal: no error but deliberate 429s, RSS growth < 10 %.
+Reports throughput, p50/p95/p99 latency, status-code counts and the service's RSS: cold, after a short
+warm-up of the same load (``--warmup``, while the model runtimes' arenas reach their working size), and
+after the run (from its pid file in $SUITE_RUN_DIR, default run/). Clients honour Retry-After on 429, as
+real ones do. Goal: no error but deliberate 429s, RSS growth during the run < 10 %.
 """
 
 from __future__ import annotations
@@ -105,22 +106,14 @@ def rss_mib(service: str) -> float | None:
     return process_rss(pid) if pid else None
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--service", required=True, choices=sorted(MIXES))
-    parser.add_argument("--clients", type=int, default=32)
-    parser.add_argument("--seconds", type=float, default=60)
-    parser.add_argument("--url", help="default: the configured host and port")
-    args = parser.parse_args()
-    if not 1 <= args.clients <= 256 or not 0 < args.seconds <= 3600:
-        parser.error("clients must be 1-256 and seconds 0-3600")
-    settings = SERVICES[args.service].settings_class().load()
-    url = args.url or f"http://127.0.0.1:{settings.server.port}"
-    mix = MIXES[args.service]()
+def hammer(
+    url: str, mix: list[Request], clients: int, seconds: float
+) -> tuple[list[float], collections.Counter[str], float]:
+    """``clients`` threads sending random requests from ``mix`` for ``seconds``: (latencies, statuses, elapsed)."""
     latencies: list[float] = []
     statuses: collections.Counter[str] = collections.Counter()
     lock = threading.Lock()
-    deadline = time.monotonic() + args.seconds
+    deadline = time.monotonic() + seconds
 
     def client(seed: int) -> None:
         rng = random.Random(seed)
@@ -140,25 +133,54 @@ def main() -> int:
                     statuses[status] += 1
                 time.sleep(min(retry_after, max(0.0, deadline - time.monotonic())))
 
-    before = rss_mib(args.service)
     started = time.monotonic()
-    threads = [threading.Thread(target=client, args=(k,), daemon=True) for k in range(args.clients)]
+    threads = [threading.Thread(target=client, args=(k,), daemon=True) for k in range(clients)]
     for t in threads:
         t.start()
     for t in threads:
-        t.join(args.seconds + 180)
-    elapsed = time.monotonic() - started
+        t.join(seconds + 180)
+    return latencies, statuses, time.monotonic() - started
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--service", required=True, choices=sorted(MIXES))
+    parser.add_argument("--clients", type=int, default=32)
+    parser.add_argument("--seconds", type=float, default=60)
+    parser.add_argument(
+        "--warmup", type=float, default=15, help="seconds of the same load before RSS is taken (0: measure cold)"
+    )
+    parser.add_argument("--url", help="default: the configured host and port")
+    args = parser.parse_args()
+    if not 1 <= args.clients <= 256 or not 0 < args.seconds <= 3600 or not 0 <= args.warmup <= 600:
+        parser.error("clients must be 1-256, seconds 0-3600 and warmup 0-600")
+    settings = SERVICES[args.service].settings_class().load()
+    url = args.url or f"http://127.0.0.1:{settings.server.port}"
+    mix = MIXES[args.service]()
+    cold = rss_mib(args.service)
+    warm_errors = 0
+    if args.warmup:
+        _, warm_statuses, _ = hammer(url, mix, args.clients, args.warmup)
+        warm_errors = sum(n for s, n in warm_statuses.items() if s not in {"200", "429"})
+    before = rss_mib(args.service)
+    latencies, statuses, elapsed = hammer(url, mix, args.clients, args.seconds)
     after = rss_mib(args.service)
     quantiles = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else [0.0] * 99
-    errors = sum(n for s, n in statuses.items() if s not in {"200", "429"})
-    print(f"{args.service}: {args.clients} clients x {args.seconds:.0f} s against {url}")
+    errors = sum(n for s, n in statuses.items() if s not in {"200", "429"}) + warm_errors
+    print(
+        f"{args.service}: {args.clients} clients x {args.seconds:.0f} s against {url}, "
+        f"after {args.warmup:.0f} s warm-up"
+    )
     print(
         f"requests {len(latencies)}  throughput {len(latencies) / elapsed:.1f}/s  "
         f"p50 {quantiles[49] * 1000:.0f} ms  p95 {quantiles[94] * 1000:.0f} ms  p99 {quantiles[98] * 1000:.0f} ms"
     )
     print("status counts:", dict(statuses))
-    if before and after:
-        print(f"RSS {before:.0f} MiB -> {after:.0f} MiB ({(after - before) / before:+.1%})")
+    if cold and before and after:
+        print(
+            f"RSS {cold:.0f} MiB cold, {before:.0f} MiB after warm-up -> {after:.0f} MiB "
+            f"({(after - before) / before:+.1%} during the run)"
+        )
     print(f"errors other than 429: {errors}")
     return 1 if errors else 0
 
