@@ -461,17 +461,14 @@ class Core:
         for delta in self.llm.chat_stream(heard, system=system, **chat_params):
             yield VoiceEvent("text", delta, seconds=time.perf_counter() - started)
             clauses, buffer = split_ready_clauses(buffer + delta)
-            for clause in clauses:
-                yield self._speak(clause, style, started)
-        for clause in split_ready_clauses(buffer, final=True)[0]:
-            yield self._speak(clause, style, started)
+            yield from self._speak(clauses, style, started)
+        yield from self._speak(split_ready_clauses(buffer, final=True)[0], style, started)
 
-    def _speak(self, clause: str, style: str | None, started: float) -> VoiceEvent:
-        try:
-            wav = self.tts.synthesize(clause, style=style)
-        except BadRequest:  # e.g. a clause of only symbols or emoji: nothing to say
-            wav = b""
-        return VoiceEvent("audio", clause, wav, seconds=time.perf_counter() - started)
+    def _speak(self, clauses: list[str], style: str | None, started: float) -> Iterator[VoiceEvent]:
+        for clause in clauses:
+            if any(char.isalnum() for char in clause):  # skip clauses of only symbols or emoji
+                wav = self.tts.synthesize(clause, style=style)
+                yield VoiceEvent("audio", clause, wav, seconds=time.perf_counter() - started)
 
     def voice_chat(
         self,
@@ -483,7 +480,8 @@ class Core:
     ) -> VoiceReply:
         """:meth:`voice_chat_stream` collected: the heard text, the reply text and the reply as one WAV."""
         started = time.perf_counter()
-        heard, reply, pcm, clauses = "", "", b"", []
+        heard, reply, clauses = "", "", []
+        pcm: list[bytes] = []
         rate, first_audio, reply_done = 24000, 0.0, 0.0
         for event in self.voice_chat_stream(audio, system, style, language, **chat_params):
             if event.kind == "heard":
@@ -491,13 +489,13 @@ class Core:
             elif event.kind == "text":
                 reply += event.text
                 reply_done = event.seconds
-            elif event.audio:
+            else:
                 first_audio = first_audio or event.seconds
                 rate = wav_rate(event.audio)
-                pcm += event.audio[WAV_HEADER_BYTES:]
+                pcm.append(event.audio[WAV_HEADER_BYTES:])
                 clauses.append(event.text)
         total = time.perf_counter() - started
-        return VoiceReply(heard, reply.strip(), wav_file(pcm, rate), first_audio, reply_done, total, clauses)
+        return VoiceReply(heard, reply.strip(), wav_file(b"".join(pcm), rate), first_audio, reply_done, total, clauses)
 
 
 def main(argv: list[str] | None = None) -> int:
