@@ -44,6 +44,26 @@ def resolve_model_path(location: str) -> Path:
     return path
 
 
+def local_model_dir(path: str, what: str, option: str, expect: tuple[str, ...]) -> Path:
+    """A production model's local directory, checked before its library is imported.
+
+    Libraries asked for a missing model often try a hub first and fail obscurely later; this fails at
+    start with a message saying what to put where.
+
+    Raises:
+        FileNotFoundError: the directory does not exist, or holds nothing matching ``expect`` (globs).
+    """
+    directory = Path(path).expanduser()
+    if not directory.is_dir():
+        raise FileNotFoundError(
+            f"{what} directory {directory} does not exist; download it once and point options.{option} at it "
+            "(models are never fetched at run time)"
+        )
+    if not any(next(directory.glob(pattern), None) for pattern in expect):
+        raise FileNotFoundError(f"{what} directory {directory} has no {' or '.join(expect)}; is it the model?")
+    return directory
+
+
 def cache_dir() -> Path:
     """Where assembled models live: ``$SUITE_CACHE_DIR`` or ``.cache/models`` in the repo."""
     path = Path(os.environ.get("SUITE_CACHE_DIR") or Path(__file__).resolve().parent.parent / ".cache" / "models")

@@ -186,7 +186,7 @@ def test_sensevoice_missing_model_dir_fails_fast(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="does not exist"):
         SenseVoiceBackend({"model_dir": str(tmp_path / "SenseVoiceSmall")}, cpu_threads=1)
     (tmp_path / "empty").mkdir()
-    with pytest.raises(FileNotFoundError, match="no model weights"):
+    with pytest.raises(FileNotFoundError, match=r"has no \*\.pt or \*\.onnx"):
         SenseVoiceBackend({"model_dir": str(tmp_path / "empty")}, cpu_threads=1)
 
 

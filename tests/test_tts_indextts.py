@@ -13,7 +13,6 @@ from tts_service.backends import SynthesisParams, VoicePreset
 from tts_service.backends.indextts import (
     IndexTtsBackend,
     ReferenceVoice,
-    check_model_dir,
     generation_kwargs,
     to_float_audio,
 )
@@ -28,10 +27,10 @@ def test_production_config_loads_with_local_paths(monkeypatch: pytest.MonkeyPatc
 
 
 def test_missing_model_dir_fails_fast_with_a_clear_message(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError, match="does not exist; download the checkpoints"):
-        check_model_dir(str(tmp_path / "nowhere"))
+    with pytest.raises(FileNotFoundError, match="does not exist; download it once"):
+        IndexTtsBackend({"model_dir": str(tmp_path / "nowhere")}, 1)
     with pytest.raises(FileNotFoundError, match=r"no config\.yaml"):
-        check_model_dir(str(tmp_path))
+        IndexTtsBackend({"model_dir": str(tmp_path)}, 1)
     monkeypatch.setenv("TTS_MODEL_DIR", str(tmp_path / "nowhere"))
     engine = TtsEngine(TtsSettings.load("configs/production/tts.yaml"))
     engine.start(background=False)

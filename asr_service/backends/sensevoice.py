@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from asr_service.backends import Segment, TranscribeOptions, TranscriptInfo
+from common.bundled import local_model_dir
 
+WEIGHTS = ("*.pt", "*.onnx")
 _TAG = re.compile(r"<\|([^|]*)\|>")
 LANGUAGES = {"zh", "en", "yue", "ja", "ko", "nospeech"}
 EMOTIONS = {"HAPPY", "SAD", "ANGRY", "NEUTRAL", "FEARFUL", "DISGUSTED", "SURPRISED", "EMO_UNKNOWN"}
@@ -67,19 +68,6 @@ def parse_rich_text(raw: str) -> list[dict[str, str | None]]:
     return parts
 
 
-def check_model_dir(path: str, what: str) -> Path:
-    """Fail fast with a clear message (FunASR would try a hub for ~20 s, then fail obscurely)."""
-    directory = Path(path).expanduser()
-    if not directory.is_dir():
-        raise FileNotFoundError(
-            f"{what} directory {directory} does not exist; download it once and point "
-            f"options.{'model_dir' if what == 'SenseVoice model' else 'vad_model_dir'} at it"
-        )
-    if not any(directory.glob("*.pt")) and not any(directory.glob("*.onnx")):
-        raise FileNotFoundError(f"{what} directory {directory} has no model weights (*.pt or *.onnx)")
-    return directory
-
-
 class SenseVoiceBackend:
     """SenseVoice-Small with optional FSMN VAD, one result per VAD segment."""
 
@@ -87,8 +75,12 @@ class SenseVoiceBackend:
 
     def __init__(self, options: dict[str, Any], cpu_threads: int) -> None:
         self.options = SenseVoiceOptions.model_validate(options)
-        model_dir = check_model_dir(self.options.model_dir, "SenseVoice model")
-        vad_dir = check_model_dir(self.options.vad_model_dir, "VAD model") if self.options.vad_model_dir else None
+        model_dir = local_model_dir(self.options.model_dir, "SenseVoice model", "model_dir", WEIGHTS)
+        vad_dir = (
+            local_model_dir(self.options.vad_model_dir, "VAD model", "vad_model_dir", WEIGHTS)
+            if self.options.vad_model_dir
+            else None
+        )
         try:
             import torch
             from funasr import AutoModel

@@ -21,6 +21,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from common.audio import Audio
+from common.bundled import local_model_dir
 from common.errors import BadRequest
 from tts_service.backends import PreparedVoice, SynthesisParams, VoicePreset
 from tts_service.encoding import wav_bytes
@@ -44,23 +45,6 @@ class IndexTtsOptions(BaseModel):
     max_text_tokens_per_sentence: int = Field(default=120, ge=20, le=600)
     top_k: int = Field(default=30, ge=1, le=1000)
     """Default top-k when a request gives none."""
-
-
-def check_model_dir(path: str) -> Path:
-    """The checkpoint directory, verified before IndexTTS is imported.
-
-    Raises:
-        FileNotFoundError: the directory or its ``config.yaml`` is missing.
-    """
-    directory = Path(path).expanduser()
-    if not directory.is_dir():
-        raise FileNotFoundError(
-            f"IndexTTS model_dir {directory} does not exist; download the checkpoints there "
-            "(models are never fetched at run time) or set TTS__OPTIONS__MODEL_DIR"
-        )
-    if not (directory / "config.yaml").is_file():
-        raise FileNotFoundError(f"IndexTTS model_dir {directory} has no config.yaml; is it a checkpoint directory?")
-    return directory
 
 
 def generation_kwargs(params: SynthesisParams, default_top_k: int) -> dict[str, Any]:
@@ -92,7 +76,7 @@ class IndexTtsBackend:
 
     def __init__(self, options: dict[str, Any], cpu_threads: int) -> None:
         self.options = IndexTtsOptions(**options)
-        model_dir = check_model_dir(self.options.model_dir)
+        model_dir = local_model_dir(self.options.model_dir, "IndexTTS checkpoint", "model_dir", ("config.yaml",))
         self.sample_rate = self.options.sample_rate
         try:
             import torch
