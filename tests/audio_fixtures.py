@@ -1,4 +1,4 @@
-"""Real speech and format conversions made with PyAV (FFmpeg), for the ASR tests and benchmark."""
+"""Real speech, WAV checks and format conversions made with PyAV (FFmpeg), for the ASR and TTS tests and benchmarks."""
 
 from __future__ import annotations
 
@@ -25,9 +25,25 @@ def librivox_clips() -> list[tuple[Path, str]]:
 
 
 def read_wav(path: Path) -> np.ndarray:
-    """16-bit mono WAV -> float32 samples."""
-    with wave.open(str(path)) as wav:
-        return np.frombuffer(wav.readframes(wav.getnframes()), dtype="<i2").astype(np.float32) / 32768
+    """16-bit mono WAV file -> float32 samples."""
+    return parse_wav(path.read_bytes())[0]
+
+
+def parse_wav(data: bytes) -> tuple[np.ndarray, int]:
+    """A 16-bit mono WAV as (float32 samples, rate); asserts the format."""
+    with wave.open(io.BytesIO(data)) as wav:
+        assert wav.getnchannels() == 1 and wav.getsampwidth() == 2
+        samples = np.frombuffer(wav.readframes(wav.getnframes()), dtype="<i2").astype(np.float32) / 32768
+        return samples, wav.getframerate()
+
+
+def assert_speech(samples: np.ndarray, rate: int, seconds: tuple[float, float]) -> None:
+    """Plausible synthesised speech: duration in range, not silent, finite, not clipped."""
+    duration = samples.size / rate
+    assert seconds[0] <= duration <= seconds[1], f"{duration:.2f} s not in {seconds}"
+    assert np.all(np.isfinite(samples))
+    assert float(np.sqrt(np.mean(samples**2))) > 0.02, "silent"
+    assert float(np.mean(np.abs(samples) >= 0.999)) < 0.001, "clipped"
 
 
 def wav_bytes(samples: np.ndarray, rate: int = 16000, channels: int = 1) -> bytes:

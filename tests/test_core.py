@@ -9,9 +9,8 @@ import core
 from asr_service.app import create_app as create_asr_app
 from embedding_service.app import create_app as create_embedding_app
 from llm_service.app import create_app as create_llm_app
-from tests.audio_fixtures import librivox_clips, long_speech, wav_bytes, word_error_rate
+from tests.audio_fixtures import assert_speech, librivox_clips, long_speech, parse_wav, wav_bytes, word_error_rate
 from tests.servers import free_port
-from tests.tts_checks import assert_speech, parse_wav
 from tts_service.app import create_app as create_tts_app
 
 

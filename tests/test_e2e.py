@@ -14,9 +14,8 @@ import pytest
 
 import core
 from common.services import SERVICES
-from tests.audio_fixtures import character_error_rate, word_error_rate
+from tests.audio_fixtures import assert_speech, character_error_rate, parse_wav, word_error_rate
 from tests.servers import REPO, free_port
-from tests.tts_checks import assert_speech, parse_wav
 
 pytestmark = pytest.mark.slow
 

@@ -12,8 +12,7 @@ import numpy as np
 import pytest
 
 from common.settings import ConfigError
-from tests.audio_fixtures import librivox_clips, read_wav, wav_bytes
-from tests.tts_checks import assert_speech, parse_wav
+from tests.audio_fixtures import assert_speech, librivox_clips, parse_wav, read_wav, wav_bytes
 from tts_service.backends import SynthesisParams
 from tts_service.engine import TtsEngine, load_presets
 from tts_service.offline import prosody

@@ -11,9 +11,8 @@ import httpx
 import openai
 import pytest
 
-from tests.audio_fixtures import librivox_clips
+from tests.audio_fixtures import assert_speech, librivox_clips, parse_wav
 from tests.servers import RunningService, launch, run_readme_curls
-from tests.tts_checks import assert_speech, parse_wav
 
 pytestmark = pytest.mark.slow
 FIVE_SENTENCES = (
