@@ -94,9 +94,9 @@ class OfflineBackend:
         )
 
     def _profile(self, engine: str) -> EngineProfile:
-        audio = self._run(engine, "en", _CALIBRATION[engine], 1.0, SynthesisParams())
-        pitch = prosody.median_pitch(audio, SAMPLE_RATE)
-        rate = prosody.speaking_rate(audio, SAMPLE_RATE)
+        pitch, rate = prosody.measure_voice(
+            self._run(engine, "en", _CALIBRATION[engine], 1.0, SynthesisParams()), SAMPLE_RATE
+        )
         if pitch is None or rate is None:
             raise RuntimeError(f"could not measure the {engine} engine's own voice")
         return EngineProfile(pitch, rate)
@@ -109,8 +109,7 @@ class OfflineBackend:
                 pitch=dict.fromkeys(ENGINES, preset.pitch),
                 volume=preset.volume,
             )
-        pitch_hz = prosody.median_pitch(reference.samples, reference.sample_rate)
-        rate = prosody.speaking_rate(reference.samples, reference.sample_rate)
+        pitch_hz, rate = prosody.measure_voice(reference.samples, reference.sample_rate)
         if pitch_hz is None or rate is None:
             raise BadRequest("prompt_audio has no voiced speech to take pitch and tempo from", param="prompt_audio")
         bound_pitch, bound_tempo = self.options.max_pitch_ratio, self.options.max_tempo_ratio

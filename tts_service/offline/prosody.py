@@ -22,48 +22,60 @@ def _sound(samples: np.ndarray, sample_rate: int) -> parselmouth.Sound:
     return parselmouth.Sound(samples.astype(np.float64), sampling_frequency=sample_rate)
 
 
-def median_pitch(samples: np.ndarray, sample_rate: int) -> float | None:
-    """Median F0 in Hz of the voiced frames, or None if there are too few.
+def measure_voice(samples: np.ndarray, sample_rate: int) -> tuple[float | None, float | None]:
+    """``(median pitch in Hz, syllables per second)`` of a recording; one pitch analysis serves both.
 
-    A first pass over 60-600 Hz is refined within 0.5x-2x of its median, which removes most
-    octave errors on low voices.
+    None for a measure the recording has too little voiced speech for.
     """
     with _praat:
         sound = _sound(samples, sample_rate)
-        first = _voiced(sound, PITCH_FLOOR_HZ, PITCH_CEILING_HZ)
-        if first.size < 10:
-            return None
-        guess = float(np.median(first))
-        refined = _voiced(sound, max(PITCH_FLOOR_HZ, guess / 2), min(PITCH_CEILING_HZ * 1.5, guess * 2))
-    return float(np.median(refined)) if refined.size >= 10 else guess
+        pitch = _pitch(sound, PITCH_FLOOR_HZ, PITCH_CEILING_HZ)
+        return _median_pitch(sound, pitch), _speaking_rate(sound, pitch)
 
 
-def _voiced(sound: parselmouth.Sound, floor: float, ceiling: float) -> np.ndarray:
-    frequencies = sound.to_pitch_ac(pitch_floor=floor, pitch_ceiling=ceiling).selected_array["frequency"]
+def median_pitch(samples: np.ndarray, sample_rate: int) -> float | None:
+    """Median F0 in Hz of the voiced frames, or None if there are too few."""
+    with _praat:
+        sound = _sound(samples, sample_rate)
+        return _median_pitch(sound, _pitch(sound, PITCH_FLOOR_HZ, PITCH_CEILING_HZ))
+
+
+def _pitch(sound: parselmouth.Sound, floor: float, ceiling: float) -> parselmouth.Pitch:
+    return sound.to_pitch_ac(pitch_floor=floor, pitch_ceiling=ceiling)
+
+
+def _voiced(pitch: parselmouth.Pitch) -> np.ndarray:
+    frequencies = pitch.selected_array["frequency"]
     return frequencies[frequencies > 0]
 
 
-def speaking_rate(samples: np.ndarray, sample_rate: int) -> float | None:
+def _median_pitch(sound: parselmouth.Sound, first_pass: parselmouth.Pitch) -> float | None:
+    """The first pass (60-600 Hz) is refined within 0.5x-2x of its median, which removes most octave
+    errors on low voices."""
+    first = _voiced(first_pass)
+    if first.size < 10:
+        return None
+    guess = float(np.median(first))
+    refined = _voiced(_pitch(sound, max(PITCH_FLOOR_HZ, guess / 2), min(PITCH_CEILING_HZ * 1.5, guess * 2)))
+    return float(np.median(refined)) if refined.size >= 10 else guess
+
+
+def _speaking_rate(sound: parselmouth.Sound, pitch: parselmouth.Pitch) -> float | None:
     """Syllables per second of speaking time, estimated from voiced intensity peaks.
 
     Counts peaks of the intensity contour that stand 2 dB above their surroundings, lie within
     25 dB of the loudest frame and fall in voiced frames (after de Jong & Wempe's syllable-nuclei
     method); pauses longer than 0.3 s are excluded from the time. None if no speech is found.
     """
-    with _praat:
-        sound = _sound(samples, sample_rate)
-        intensity = sound.to_intensity(minimum_pitch=PITCH_FLOOR_HZ)
-        levels = intensity.values[0]
-        times = np.array([intensity.get_time_from_frame_number(i + 1) for i in range(len(levels))])
-        if levels.size < 5:
-            return None
-        threshold = float(np.max(levels)) - 25.0
-        peaks, _ = find_peaks(levels, height=threshold, prominence=2.0)
-        pitch = sound.to_pitch_ac(pitch_floor=PITCH_FLOOR_HZ, pitch_ceiling=PITCH_CEILING_HZ)
-        voiced = [t for t in times[peaks] if _voiced_at(pitch, t)]
-    frame = float(times[1] - times[0]) if times.size > 1 else 0.01
-    loud = levels > threshold
-    speech_seconds = _speaking_time(loud, frame)
+    intensity = sound.to_intensity(minimum_pitch=PITCH_FLOOR_HZ)
+    levels = intensity.values[0]
+    if levels.size < 5:
+        return None
+    times = np.array([intensity.get_time_from_frame_number(i + 1) for i in range(len(levels))])
+    threshold = float(np.max(levels)) - 25.0
+    peaks, _ = find_peaks(levels, height=threshold, prominence=2.0)
+    voiced = [t for t in times[peaks] if _voiced_at(pitch, t)]
+    speech_seconds = _speaking_time(levels > threshold, float(times[1] - times[0]))
     if not voiced or speech_seconds < 0.3:
         return None
     return len(voiced) / speech_seconds
