@@ -16,6 +16,7 @@ and so are 429/503 answers, after the ``Retry-After`` the service asks for. Ever
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -148,37 +149,38 @@ class _Client:
             return response
         raise AssertionError("unreachable")
 
-    def _bytes(self, path: str, **kwargs: Any) -> Iterator[bytes]:
-        """POST and yield the binary body as it arrives."""
+    @contextlib.contextmanager
+    def _stream(self, path: str, **kwargs: Any) -> Iterator[httpx.Response]:
+        """POST with a streamed answer: an error status raises its typed error, a broken connection
+        (also midway) raises :class:`ServiceUnavailable`."""
         try:
             with self._http.stream("POST", path, **kwargs) as response:
                 if response.status_code >= 400:
                     response.read()
                     raise _error_for(response)
-                yield from response.iter_bytes()
+                yield response
         except httpx.TransportError as exc:
             raise ServiceUnavailable(f"stream from {self._http.base_url} broke: {exc}") from None
 
+    def _bytes(self, path: str, **kwargs: Any) -> Iterator[bytes]:
+        """POST and yield the binary body as it arrives."""
+        with self._stream(path, **kwargs) as response:
+            yield from response.iter_bytes()
+
     def _lines(self, path: str, **kwargs: Any) -> Iterator[dict[str, Any]]:
         """POST and yield the NDJSON lines; an ``{"event": "error"}`` line raises."""
-        try:
-            with self._http.stream("POST", path, **kwargs) as response:
-                if response.status_code >= 400:
-                    response.read()
-                    raise _error_for(response)
-                for line in response.iter_lines():
-                    if not line:
-                        continue
-                    item = json.loads(line)
-                    if item.get("event") == "error":
-                        raise SuiteError(
-                            item.get("message", "stream failed"),
-                            code=item.get("code"),
-                            request_id=response.headers.get("X-Request-ID"),
-                        )
-                    yield item
-        except httpx.TransportError as exc:
-            raise ServiceUnavailable(f"stream from {self._http.base_url} broke: {exc}") from None
+        with self._stream(path, **kwargs) as response:
+            for line in response.iter_lines():
+                if not line:
+                    continue
+                item = json.loads(line)
+                if item.get("event") == "error":
+                    raise SuiteError(
+                        item.get("message", "stream failed"),
+                        code=item.get("code"),
+                        request_id=response.headers.get("X-Request-ID"),
+                    )
+                yield item
 
 
 def _audio(audio: str | Path | bytes) -> tuple[str, bytes]:

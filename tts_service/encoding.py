@@ -108,10 +108,3 @@ def encode_stream(chunks: Iterable[np.ndarray], sample_rate: int, response_forma
         container.close()
     if data := sink.take():
         yield data
-
-
-def encode(samples: np.ndarray, sample_rate: int, response_format: str) -> bytes:
-    """A whole file in ``response_format`` (WAV gets exact sizes)."""
-    if response_format == "wav":
-        return wav_bytes(samples, sample_rate)
-    return b"".join(encode_stream([samples], sample_rate, response_format))

@@ -25,7 +25,7 @@ from common.settings import REPO_ROOT, ConfigError
 from tts_service.backends import PreparedVoice, SynthesisParams, TtsBackend, VoicePreset, create_backend
 from tts_service.offline.prosody import resample
 from tts_service.settings import TtsSettings
-from tts_service.text import Clause, has_speakable, split_clauses
+from tts_service.text import Clause, split_clauses
 
 log = logging.getLogger("suite.tts")
 
@@ -136,7 +136,7 @@ class TtsEngine(SingleModelEngine[TtsBackend]):
                 f"{param} has {len(text)} characters; the limit is {self.settings.limits.max_text_chars}", param=param
             )
         clauses = split_clauses(text, self.settings.limits.max_clause_chars)
-        if not clauses or not has_speakable(text):
+        if not clauses:  # split_clauses drops pieces without a letter or digit
             raise BadRequest(f"{param} has nothing to speak (no letters or digits)", param=param)
         return clauses
 

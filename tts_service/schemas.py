@@ -77,12 +77,3 @@ class VoiceList(BaseModel):
     object: Literal["list"] = "list"
     data: list[VoiceCard]
     default: str
-
-
-class SpeechEvent(BaseModel):
-    """SSE events of `/v1/audio/speech` with `stream_format=sse`."""
-
-    type: Literal["speech.audio.delta", "speech.audio.done", "error"]
-    audio: str | None = Field(default=None, description="base64 audio in the requested format")
-    usage: dict[str, int] | None = None
-    error: dict[str, str] | None = None

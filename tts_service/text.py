@@ -156,7 +156,7 @@ def language_runs(text: str) -> list[tuple[str, str]]:
             runs.append([language, pending + char])
             pending = ""
     if pending and not runs:
-        return [("en" if not any(is_han(c) for c in pending) else "zh", pending)] if has_speakable(pending) else []
+        return [("en", pending)] if has_speakable(pending) else []  # digits only: no Han, so read as English
     return [(language, piece) for language, piece in runs if has_speakable(piece)]
 
 
