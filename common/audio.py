@@ -1,4 +1,4 @@
-"""Decode any uploaded audio (wav, mp3, flac, ogg/opus, m4a/aac, webm, ...) to float32 mono.
+"""Decode any uploaded audio (wav, mp3, flac, ogg/opus, m4a/aac, webm, ...) to float32 mono; resample.
 
 Decoding runs in memory through PyAV (FFmpeg): no temp files. Duration is bounded while
 decoding, so a tiny file that expands to hours of audio (a "zip bomb") stops at the limit.
@@ -88,6 +88,16 @@ def decode_audio(data: bytes, *, sample_rate: int = 16000, max_seconds: float = 
         raise _too_long(total / sample_rate, max_seconds, param)
     samples = np.concatenate(chunks).astype(np.float32, copy=False)
     return Audio(np.clip(samples, -1.0, 1.0), sample_rate)
+
+
+def resample(samples: np.ndarray, source_rate: int, target_rate: int) -> np.ndarray:
+    """Polyphase resampling of float32 mono audio (e.g. Piper's 22050 Hz to the output's 24000 Hz)."""
+    if source_rate == target_rate:
+        return samples.astype(np.float32, copy=False)
+    from scipy.signal import resample_poly  # only the services that resample load scipy
+
+    divisor = np.gcd(source_rate, target_rate)
+    return resample_poly(samples, target_rate // divisor, source_rate // divisor).astype(np.float32)
 
 
 def _append(chunks: list[np.ndarray], frame: av.AudioFrame) -> int:

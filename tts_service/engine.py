@@ -17,13 +17,12 @@ from typing import Any
 import numpy as np
 import yaml
 
-from common.audio import Audio, decode_audio
+from common.audio import Audio, decode_audio, resample
 from common.errors import BadRequest
 from common.lifecycle import SingleModelEngine
 from common.model_slot import LeasedStream
 from common.settings import REPO_ROOT, ConfigError
 from tts_service.backends import PreparedVoice, SynthesisParams, TtsBackend, VoicePreset, create_backend
-from tts_service.offline.prosody import resample
 from tts_service.settings import TtsSettings
 from tts_service.text import Clause, split_clauses
 

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from common.audio import Audio
+from common.audio import Audio, resample
 from common.errors import BadRequest
 from tts_service.backends import PreparedVoice, SynthesisParams, VoicePreset
 from tts_service.offline import prosody
@@ -148,9 +148,9 @@ class OfflineBackend:
                 noise_scale=None if params.temperature is None else self._en.default_noise_scale * params.temperature,
                 noise_w_scale=None if params.top_p is None else self._en.default_noise_w_scale * params.top_p,
             )
-            return prosody.resample(audio, self._en.sample_rate, SAMPLE_RATE)
+            return resample(audio, self._en.sample_rate, SAMPLE_RATE)
         audio = self._espeak.synthesize(text, language=language, words_per_minute=int(170 * tempo))
-        return prosody.resample(audio, self._espeak.sample_rate, SAMPLE_RATE)
+        return resample(audio, self._espeak.sample_rate, SAMPLE_RATE)
 
     def close(self) -> None:
         """Nothing to free beyond what garbage collection does."""

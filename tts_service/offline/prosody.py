@@ -11,7 +11,7 @@ import threading
 import numpy as np
 import parselmouth
 from parselmouth.praat import call
-from scipy.signal import find_peaks, resample_poly
+from scipy.signal import find_peaks
 
 PITCH_FLOOR_HZ = 60.0
 PITCH_CEILING_HZ = 600.0
@@ -115,11 +115,3 @@ def shift_pitch(samples: np.ndarray, sample_rate: int, ratio: float) -> np.ndarr
         call([tier, manipulation], "Replace pitch tier")
         shifted = call(manipulation, "Get resynthesis (overlap-add)")
         return np.asarray(shifted.values[0], dtype=np.float32)
-
-
-def resample(samples: np.ndarray, source_rate: int, target_rate: int) -> np.ndarray:
-    """Polyphase resampling (e.g. Piper's 22050 Hz to the output's 24000 Hz)."""
-    if source_rate == target_rate:
-        return samples.astype(np.float32, copy=False)
-    divisor = np.gcd(source_rate, target_rate)
-    return resample_poly(samples, target_rate // divisor, source_rate // divisor).astype(np.float32)
