@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from asr_service.backends import AsrBackend, Segment, TranscribeOptions, TranscriptInfo, create_backend
+from asr_service.backends import AsrBackend, Segment, TranscribeOptions, TranscriptInfo
 from asr_service.settings import AsrSettings
 from common.audio import Audio, decode_audio
 from common.errors import BadRequest
@@ -57,7 +57,7 @@ class AsrEngine(SingleModelEngine[AsrBackend]):
     settings: AsrSettings
 
     def __init__(self, settings: AsrSettings) -> None:
-        super().__init__(settings, create_backend)
+        super().__init__(settings)
 
     def decode(self, data: bytes, param: str = "file") -> Audio:
         """Decode an upload to 16 kHz mono within the duration limit.

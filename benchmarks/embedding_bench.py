@@ -24,7 +24,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from embedding_service.backends import create_backend  # noqa: E402
+from embedding_service.backends import BACKENDS  # noqa: E402
 from embedding_service.settings import EmbeddingSettings  # noqa: E402
 from tests.servers import launch  # noqa: E402
 
@@ -54,7 +54,8 @@ def sentences(n: int) -> list[str]:
 
 def in_process(model: str, seconds: float, batch: int = 32) -> float:
     settings = EmbeddingSettings.load()
-    backend = create_backend(settings.models[model], settings.cpu_threads)
+    spec = settings.models[model]
+    backend = BACKENDS.create(spec.backend, spec.backend_options(), settings.cpu_threads)
     texts = sentences(4096)
     backend.encode(texts[:batch], "query")
     done, started, i = 0, time.perf_counter(), 0

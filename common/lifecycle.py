@@ -6,11 +6,12 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, TypeVar
 
 from common.batching import BatchObserver
 from common.errors import ServiceUnavailable, model_not_found
 from common.model_slot import ModelSlot
+from common.settings import ModelServiceSettings
 
 log = logging.getLogger("suite.engine")
 
@@ -117,40 +118,27 @@ class ModelEngine:
         self._ready.set()
 
 
-class SingleModelSettings(Protocol):
-    """What :class:`SingleModelEngine` reads from a service's settings."""
-
-    backend: str
-    model_name: str
-    aliases: list[str]
-    options: dict[str, Any]
-    cpu_threads: int
-    limits: Any
-    """Has ``max_waiting`` and ``wait_timeout_s``."""
-
-
 BackendT = TypeVar("BackendT")
 
 
 class SingleModelEngine(ModelEngine, Generic[BackendT]):
     """An engine serving one backend under ``settings.model_name`` (and its aliases).
 
-    The backend is built by ``create_backend(name, options, cpu_threads)`` when loading; callers that
+    The backend is built from the settings' registry (``settings.backends``) when loading; callers that
     need the model exclusively take :attr:`slot` (a bounded wait line: 429 past ``max_waiting``).
     """
 
-    def __init__(self, settings: SingleModelSettings, create_backend: Callable[[str, dict[str, Any], int], BackendT]):
+    def __init__(self, settings: ModelServiceSettings) -> None:
         super().__init__()
         self.settings = settings
         self.slot = ModelSlot(
             settings.model_name, max_waiting=settings.limits.max_waiting, wait_timeout=settings.limits.wait_timeout_s
         )
-        self._create_backend = create_backend
         self._backend: BackendT | None = None
 
     def _load(self) -> None:
         settings = self.settings
-        self._backend = self._create_backend(settings.backend, settings.options, settings.cpu_threads)
+        self._backend = settings.backends.create(settings.backend, settings.options, settings.cpu_threads)
         log.info("loaded %s (%s backend)", settings.model_name, settings.backend)
 
     @property

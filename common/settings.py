@@ -15,8 +15,10 @@ from pathlib import Path
 from typing import Any, ClassVar, Self
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from common.registry import BackendRegistry
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CONFIG_DIR = REPO_ROOT / "configs"
@@ -113,6 +115,43 @@ class ServiceSettings(BaseSettings):
             return cls(**expand_env(data))
         except ValidationError as exc:
             raise ConfigError(f"invalid config {path} (or environment override):\n{exc}") from exc
+
+
+class QueueLimits(BaseModel):
+    """The bounded wait line in front of a model that serves one request at a time."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_waiting: int = Field(default=8, ge=0)
+    """Requests that may wait while the model is busy; more get 429."""
+    wait_timeout_s: float = Field(default=300.0, gt=0)
+    """A request waiting longer than this for the model gets 503."""
+
+
+class ModelServiceSettings(ServiceSettings):
+    """Base of a service that serves one model through one backend of its registry (ASR, LLM, TTS).
+
+    Subclasses set ``backends`` (their ``BACKENDS`` registry) and may narrow ``limits`` to a
+    subclass of :class:`QueueLimits`.
+    """
+
+    backends: ClassVar[BackendRegistry[Any]]
+
+    backend: str
+    """Backend name from the service's ``backends.BACKENDS`` registry."""
+    model_name: str
+    """Name reported by ``/health``, in responses and by ``/v1/models``."""
+    aliases: list[str] = Field(default_factory=list)
+    """Other model names accepted in requests (e.g. OpenAI's ``whisper-1`` or ``tts-1``)."""
+    options: dict[str, Any] = Field(default_factory=dict)
+    """The backend's own options, validated by the backend (e.g. ``model_dir``, ``beam_size``)."""
+    limits: QueueLimits = QueueLimits()
+
+    @model_validator(mode="after")
+    def _check_backend(self) -> Self:
+        self.backends.check(self.backend)
+        check_queue_reachable(self.server, self.limits.max_waiting)
+        return self
 
 
 def expand_env(value: Any) -> Any:

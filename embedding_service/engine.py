@@ -18,7 +18,7 @@ import numpy as np
 from common.batching import MicroBatcher
 from common.errors import BadRequest, ServiceUnavailable, model_not_found
 from common.lifecycle import ModelEngine
-from embedding_service.backends import EmbeddingBackend, create_backend
+from embedding_service.backends import BACKENDS, EmbeddingBackend
 from embedding_service.settings import EmbeddingModelSettings, EmbeddingSettings, InputType
 
 log = logging.getLogger("suite.embedding")
@@ -75,7 +75,7 @@ class EmbeddingEngine(ModelEngine):
     def _load(self) -> None:
         batching = self.settings.batching
         for name, spec in self.settings.models.items():
-            backend = create_backend(spec, self.settings.cpu_threads)
+            backend = BACKENDS.create(spec.backend, spec.backend_options(), self.settings.cpu_threads)
             batcher: MicroBatcher[Item, Row] = MicroBatcher(
                 lambda items, backend=backend: _encode_items(backend, items),
                 name=name,

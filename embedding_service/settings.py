@@ -2,38 +2,30 @@
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal, Self
+from typing import Any, ClassVar, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from common.settings import ServiceSettings
-from embedding_service.backends import BACKENDS
+from embedding_service.backends import BACKENDS, EmbeddingOptions
 
 InputType = Literal["query", "document"]
 
 
-class EmbeddingModelSettings(BaseModel):
-    """One served model."""
-
-    model_config = ConfigDict(extra="forbid")
+class EmbeddingModelSettings(EmbeddingOptions):
+    """One served model: its backend, the names it answers to, and the backend's options."""
 
     backend: str
     """Backend name from ``embedding_service.backends.BACKENDS``."""
-    path: str | None = None
-    """Local model directory/file, or ``package:NAME/sub/dir`` inside an installed package."""
     aliases: list[str] = Field(default_factory=list)
     """Other names this model answers to (e.g. the production model's name on the offline default)."""
-    query_prompt: str = ""
-    """Prepended to query texts (E5 ``query: ``, Qwen3 ``Instruct: ...\\nQuery:``)."""
-    document_prompt: str = ""
-    """Prepended to document texts (E5 ``passage: ``)."""
     default_input_type: InputType = "query"
     """How texts are embedded when a request does not say (``/similarity`` and plain embedding routes)."""
-    max_seq_length: int | None = Field(default=None, ge=8)
-    """Token limit per text; longer texts are truncated by the model. None: the model's own."""
-    device: str = "cpu"
-    """torch device for sentence-transformers models."""
+
+    def backend_options(self) -> dict[str, Any]:
+        """The keys the backend reads (:class:`EmbeddingOptions`), as the ``options`` it is built with."""
+        return self.model_dump(include=set(EmbeddingOptions.model_fields))
 
 
 class BatchingSettings(BaseModel):
@@ -79,9 +71,8 @@ class EmbeddingSettings(ServiceSettings):
 
     @model_validator(mode="after")
     def _check_names(self) -> Self:
-        unknown = {spec.backend for spec in self.models.values()} - BACKENDS.keys()
-        if unknown:
-            raise ValueError(f"unknown backend(s) {sorted(unknown)}; known: {sorted(BACKENDS)}")
+        for spec in self.models.values():
+            BACKENDS.check(spec.backend)
         names = list(self.models)
         for spec in self.models.values():
             names.extend(spec.aliases)

@@ -15,7 +15,7 @@ from typing import Any
 from common.errors import BadRequest, model_not_found
 from common.lifecycle import SingleModelEngine
 from common.model_slot import Lease, LeasedStream
-from llm_service.backends import ChatBackend, ChatParams, create_backend
+from llm_service.backends import ChatBackend, ChatParams
 from llm_service.settings import LlmSettings
 
 log = logging.getLogger("suite.llm")
@@ -27,7 +27,7 @@ class LlmEngine(SingleModelEngine[ChatBackend]):
     settings: LlmSettings
 
     def __init__(self, settings: LlmSettings) -> None:
-        super().__init__(settings, create_backend)
+        super().__init__(settings)
 
     def params(
         self,

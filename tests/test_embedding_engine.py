@@ -98,10 +98,10 @@ def test_nul_characters_do_not_cut_the_text(embedding_engine: EmbeddingEngine) -
 
 
 def test_configured_prompt_is_prepended(embedding_settings) -> None:
-    from embedding_service.backends import create_backend
+    from embedding_service.backends import BACKENDS
 
-    spec = embedding_settings.models[MINILM].model_copy(update={"query_prompt": "query: "})
-    backend = create_backend(spec, cpu_threads=1)
+    spec = embedding_settings.models[MINILM]
+    backend = BACKENDS.create(spec.backend, {**spec.backend_options(), "query_prompt": "query: "}, cpu_threads=1)
     try:
         prompted = backend.encode(["reset my password"], "query")
         by_hand = backend.encode(["query: reset my password"], "document")

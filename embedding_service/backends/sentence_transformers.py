@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Literal
+from typing import Any, Literal
 
 from common.bundled import resolve_model_path
-from embedding_service.backends import Encoded
-
-if TYPE_CHECKING:
-    from embedding_service.settings import EmbeddingModelSettings
+from embedding_service.backends import EmbeddingOptions, Encoded
 
 
 class SentenceTransformerBackend:
     """A SentenceTransformer loaded from a local directory, never from a hub."""
 
-    def __init__(self, spec: EmbeddingModelSettings, cpu_threads: int) -> None:
+    def __init__(self, options: dict[str, Any], cpu_threads: int) -> None:
+        spec = EmbeddingOptions.model_validate(options)
         if not spec.path:
             raise ValueError("sentence_transformers backend needs `path` (a local model directory)")
         path = resolve_model_path(spec.path)

@@ -9,12 +9,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from common.registry import import_object
+from common.registry import BackendRegistry
 
-BACKENDS: dict[str, str] = {
-    "llama_cpp": "llm_service.backends.llama_cpp:LlamaCppBackend",
-    "openai_upstream": "llm_service.backends.openai_upstream:OpenAIUpstreamBackend",
-}
+BACKENDS: BackendRegistry[ChatBackend] = BackendRegistry(
+    "llm",
+    {
+        "llama_cpp": "llm_service.backends.llama_cpp:LlamaCppBackend",
+        "openai_upstream": "llm_service.backends.openai_upstream:OpenAIUpstreamBackend",
+    },
+)
 
 
 @dataclass(frozen=True)
@@ -77,9 +80,3 @@ class ChatBackend(Protocol):
     def close(self) -> None:
         """Free the model / connection pool."""
         ...
-
-
-def create_backend(name: str, options: dict[str, Any], cpu_threads: int) -> ChatBackend:
-    """Instantiate backend ``name`` (importing its module now)."""
-    backend_class = import_object(BACKENDS[name])
-    return backend_class(options, cpu_threads)

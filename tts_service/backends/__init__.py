@@ -14,12 +14,15 @@ from typing import Any, Protocol
 import numpy as np
 
 from common.audio import Audio
-from common.registry import import_object
+from common.registry import BackendRegistry
 
-BACKENDS: dict[str, str] = {
-    "offline": "tts_service.backends.offline:OfflineBackend",
-    "indextts": "tts_service.backends.indextts:IndexTtsBackend",
-}
+BACKENDS: BackendRegistry[TtsBackend] = BackendRegistry(
+    "tts",
+    {
+        "offline": "tts_service.backends.offline:OfflineBackend",
+        "indextts": "tts_service.backends.indextts:IndexTtsBackend",
+    },
+)
 
 
 @dataclass(frozen=True)
@@ -81,9 +84,3 @@ class TtsBackend(Protocol):
     def close(self) -> None:
         """Free the models."""
         ...
-
-
-def create_backend(name: str, options: dict[str, Any], cpu_threads: int) -> TtsBackend:
-    """Instantiate backend ``name`` (importing its module now)."""
-    backend_class = import_object(BACKENDS[name])
-    return backend_class(options, cpu_threads)
