@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from typing import Any
 
-from flask import Flask, Response, jsonify
+from flask import Response, jsonify
 
 from asr_service import formats, schemas
 from asr_service.backends import Segment, TranscribeOptions
 from asr_service.engine import AsrEngine, Transcript, TranscriptStream
 from asr_service.settings import AsrSettings
-from common.app import ModelList, create_service_app, service_context
-from common.openapi import ApiBlueprint
+from common.app import app_factory, current_engine
+from common.openapi import ApiBlueprint, Upload
 from common.streaming import ndjson_response, sse_response
 from common.validation import form_body, uploaded_file
 
@@ -22,13 +21,9 @@ DESCRIPTION = (
     "OpenAI `/v1/audio/transcriptions` and `/v1/models`."
 )
 ERRORS = (400, 404, 429)
-MULTIPART = "multipart/form-data"
+AUDIO = (Upload("file", description="The audio file (wav, mp3, flac, ogg/opus, m4a, webm, ...)"),)
 
 routes = ApiBlueprint("asr", __name__)
-
-
-def _engine() -> AsrEngine:
-    return service_context().engine  # type: ignore[return-value]
 
 
 def _seed_request() -> tuple[bytes, TranscribeOptions]:
@@ -57,8 +52,8 @@ def _detail(transcript: Transcript) -> dict[str, Any]:
     "/asr",
     methods=["POST"],
     summary="Transcribe an audio file (seed route)",
-    request=schemas.UploadForm,
-    request_content_type=MULTIPART,
+    request=schemas.AsrForm,
+    uploads=AUDIO,
     response=schemas.AsrResponse,
     errors=ERRORS,
     tags=("seed",),
@@ -66,15 +61,15 @@ def _detail(transcript: Transcript) -> dict[str, Any]:
 def asr() -> Response:
     """``{"text": ...}`` plus language, duration and segments."""
     audio, options = _seed_request()
-    return jsonify(_detail(_engine().transcribe(audio, options)))
+    return jsonify(_detail(current_engine(AsrEngine).transcribe(audio, options)))
 
 
 @routes.api(
     "/asr/stream",
     methods=["POST"],
     summary="Transcribe, streaming one NDJSON line per segment (seed route)",
-    request=schemas.UploadForm,
-    request_content_type=MULTIPART,
+    request=schemas.AsrForm,
+    uploads=AUDIO,
     response=schemas.StreamLine,
     response_content_type="application/x-ndjson",
     errors=ERRORS,
@@ -83,7 +78,7 @@ def asr() -> Response:
 def asr_stream() -> Response:
     """``{"partial_text": <all text so far>}`` per decoded segment, then ``{"event": "done", "text"}``."""
     audio, options = _seed_request()
-    stream = _engine().stream(audio, options)
+    stream = current_engine(AsrEngine).stream(audio, options)
     return ndjson_response(_seed_lines(stream), close=stream.close)
 
 
@@ -104,8 +99,8 @@ def _seed_lines(stream: TranscriptStream) -> Iterator[dict[str, Any]]:
     "/v1/audio/transcriptions",
     methods=["POST"],
     summary="OpenAI-compatible transcription",
-    request=schemas.TranscriptionUploadForm,
-    request_content_type=MULTIPART,
+    request=schemas.TranscriptionForm,
+    uploads=AUDIO,
     response=schemas.TranscriptionJson,
     errors=ERRORS,
     tags=("openai",),
@@ -113,7 +108,7 @@ def _seed_lines(stream: TranscriptStream) -> Iterator[dict[str, Any]]:
 def openai_transcriptions() -> Response:
     """All of OpenAI's response formats; ``stream=true`` gives SSE ``transcript.text.delta``/``.done``."""
     form = form_body(schemas.TranscriptionForm, list_fields=["timestamp_granularities"])
-    engine = _engine()
+    engine = current_engine(AsrEngine)
     engine.check_model(form.model)
     audio = uploaded_file("file")
     granularities = set(form.timestamp_granularities)
@@ -151,32 +146,4 @@ def _sse_events(stream: TranscriptStream) -> Iterator[dict[str, Any]]:
     yield {"type": "transcript.text.done", "text": "".join(s.text for s in parts).strip()}
 
 
-@routes.api("/v1/models", summary="Served model (OpenAI shape)", response=ModelList, errors=(), tags=("openai",))
-def list_models() -> Response:
-    """The served model; aliases listed with it."""
-    settings = _engine().settings
-    return jsonify(
-        object="list",
-        data=[
-            {
-                "id": settings.model_name,
-                "object": "model",
-                "created": int(time.time()),
-                "owned_by": "local",
-                "aliases": settings.aliases,
-            }
-        ],
-    )
-
-
-def create_app(settings: AsrSettings | None = None, engine: AsrEngine | None = None) -> Flask:
-    """Build the ASR app.
-
-    Args:
-        settings: defaults to ``AsrSettings.load()`` (YAML + env).
-        engine: an engine to share (tests); if None one is built and starts loading in the background.
-    """
-    settings = settings or AsrSettings.load()
-    return create_service_app(
-        "asr", settings, engine or AsrEngine(settings), [routes], description=DESCRIPTION, start_engine=engine is None
-    )
+create_app = app_factory(AsrSettings, AsrEngine, [routes], DESCRIPTION)

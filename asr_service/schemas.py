@@ -40,25 +40,6 @@ class TranscriptionForm(BaseModel):
     _language = field_validator("language")(_auto_is_none)
 
 
-class UploadForm(BaseModel):
-    """Documents the multipart body: the audio `file` plus the fields above."""
-
-    file: bytes = Field(json_schema_extra={"format": "binary"})
-    language: str | None = None
-    hotwords: str | None = None
-    prompt: str | None = None
-
-
-class TranscriptionUploadForm(UploadForm):
-    """Documents OpenAI's multipart body."""
-
-    model: str | None = None
-    response_format: Literal["json", "text", "srt", "vtt", "verbose_json"] = "json"
-    temperature: float | None = None
-    timestamp_granularities: list[Literal["word", "segment"]] = []
-    stream: bool = False
-
-
 class SegmentOut(BaseModel):
     """A decoded stretch of speech."""
 

@@ -10,9 +10,9 @@ import re
 import socket
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import IO, Any, Literal
+from typing import IO, Any, Literal, TypeVar, cast
 
 from flask import Flask, Request, Response, current_app, g, jsonify, request
 from pydantic import BaseModel, ConfigDict
@@ -28,7 +28,6 @@ from common.settings import ServiceSettings
 
 log = logging.getLogger("suite.http")
 
-OPEN_ENDPOINTS = frozenset({"kit.health", "kit.healthz", "kit.readyz"})
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 # An unread request body makes the kernel reset the connection when the server closes it, which can
 # destroy the 413 answer before the client reads it; discard up to this much first.
@@ -45,11 +44,22 @@ class ServiceContext:
     engine: ModelEngine
     metrics: ServiceMetrics
     openapi: OpenAPIDocument
+    open_endpoints: frozenset[str]
+    """Endpoints whose operation is declared ``open=True``: reachable without the API key."""
+
+
+EngineT = TypeVar("EngineT", bound=ModelEngine)
+SettingsT = TypeVar("SettingsT", bound=ServiceSettings)
 
 
 def service_context() -> ServiceContext:
     """The current app's :class:`ServiceContext`."""
     return current_app.extensions["suite"]
+
+
+def current_engine(engine_class: type[EngineT]) -> EngineT:
+    """The current app's engine, typed as the service's engine class (``current_engine(AsrEngine)``)."""
+    return cast(EngineT, service_context().engine)
 
 
 class HealthResponse(BaseModel):
@@ -158,14 +168,44 @@ def openapi() -> Response:
     return jsonify(ctx.openapi.render(auth_enabled=ctx.settings.server.api_key is not None))
 
 
-def model_list(models: dict[str, list[str]]) -> Response:
-    """OpenAI's ``GET /v1/models`` answer: one card per served model id, with its aliases."""
+@kit.api("/v1/models", summary="Served models (OpenAI shape)", response=ModelList, errors=(), tags=("openai",))
+def list_models() -> Response:
+    """Every model the engine serves, with its aliases."""
     created = int(time.time())
+    served = service_context().engine.served_models()
     cards = [
-        {"id": model, "object": "model", "created": created, "owned_by": "local", "aliases": aliases}
-        for model, aliases in models.items()
+        ModelCard(id=model, created=created, owned_by="local", aliases=aliases) for model, aliases in served.items()
     ]
-    return jsonify(object="list", data=cards)
+    return jsonify(ModelList(data=cards).model_dump())
+
+
+def app_factory(
+    settings_class: type[SettingsT],
+    engine_class: Callable[[SettingsT], ModelEngine],
+    blueprints: Iterable[ApiBlueprint],
+    description: str = "",
+) -> Callable[..., Flask]:
+    """The ``create_app(settings=None, engine=None)`` of a service.
+
+    The returned function builds the app around ``settings`` (default: ``settings_class.load()``, YAML
+    + env) and ``engine`` (default: a new ``engine_class(settings)`` that starts loading in the
+    background; pass one to share it between apps, e.g. in tests, which leaves it unstarted).
+    """
+    blueprints = tuple(blueprints)
+
+    def create_app(settings: SettingsT | None = None, engine: ModelEngine | None = None) -> Flask:
+        settings = settings or settings_class.load()
+        return create_service_app(
+            settings_class.service_name,
+            settings,
+            engine or engine_class(settings),
+            blueprints,
+            description=description,
+            start_engine=engine is None,
+        )
+
+    create_app.__doc__ = f"Build the {settings_class.service_name} app (see :func:`common.app.app_factory`)."
+    return create_app
 
 
 def create_service_app(
@@ -194,10 +234,11 @@ def create_service_app(
     use_orjson(app)
     app.config["MAX_CONTENT_LENGTH"] = settings.server.max_body_bytes
     document = OpenAPIDocument(title=f"{name} service", version=version, description=description)
-    app.extensions["suite"] = ServiceContext(name, settings, engine, ServiceMetrics(name), document)
     for blueprint in (kit, *blueprints):
         app.register_blueprint(blueprint)
         document.operations.extend(blueprint.operations)
+    open_endpoints = frozenset(op.endpoint for op in document.operations if op.open)
+    app.extensions["suite"] = ServiceContext(name, settings, engine, ServiceMetrics(name), document, open_endpoints)
     app.before_request(_start_request)
     app.after_request(_finish_request)
     app.register_error_handler(ApiError, _api_error)
@@ -215,12 +256,13 @@ def create_service_app(
 def _start_request() -> None:
     g.started = time.perf_counter()
     _disable_nagle()
-    settings = service_context().settings.server
+    context = service_context()
+    settings = context.settings.server
     if request.environ.get("wsgi.input_terminated") and "CONTENT_LENGTH" not in request.environ:
         _buffer_chunked_body(settings.max_body_bytes)
     incoming = request.headers.get("X-Request-ID", "")
     g.request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
-    if settings.api_key is not None and request.endpoint not in OPEN_ENDPOINTS:
+    if settings.api_key is not None and request.endpoint not in context.open_endpoints:
         _check_api_key(settings.api_key.get_secret_value())
     length = request.content_length
     if length is not None and length > settings.max_body_bytes:

@@ -90,6 +90,10 @@ class ModelEngine:
         """Model names and other facts for ``/health`` (override)."""
         return {}
 
+    def served_models(self) -> dict[str, list[str]]:
+        """Model name -> its aliases, for ``GET /v1/models`` (override)."""
+        return {}
+
     def queue_depths(self) -> dict[str, Callable[[], int]]:
         """Queue name -> function giving its current depth, for metrics (override)."""
         return {}
@@ -145,6 +149,10 @@ class SingleModelEngine(ModelEngine, Generic[BackendT]):
     def model_names(self) -> list[str]:
         """The served model and its aliases."""
         return [self.settings.model_name, *self.settings.aliases]
+
+    def served_models(self) -> dict[str, list[str]]:
+        """The served model with its aliases."""
+        return {self.settings.model_name: list(self.settings.aliases)}
 
     def check_model(self, name: str | None) -> str:
         """The served model's name for ``name`` (the served name, an alias, or None).

@@ -1,7 +1,8 @@
 """Routes that document themselves: a Blueprint whose ``api`` decorator also records OpenAPI.
 
-The document is built from the same pydantic models the views validate with, so
-``/openapi.json`` cannot drift from what the code accepts.
+The document is built from the same pydantic models the views validate with (a multipart body is
+the validating form model plus its :class:`Upload` file fields), so ``/openapi.json`` cannot drift
+from what the code accepts. The decorator's ``open=True`` is also what the app's auth reads.
 """
 
 from __future__ import annotations
@@ -42,6 +43,18 @@ class ErrorResponse(BaseModel):
     error: ErrorDetail
 
 
+MULTIPART = "multipart/form-data"
+
+
+@dataclass(frozen=True)
+class Upload:
+    """A file field of a multipart body (the other fields come from the operation's request model)."""
+
+    name: str
+    required: bool = True
+    description: str = ""
+
+
 @dataclass
 class Operation:
     """One documented route + method."""
@@ -49,8 +62,12 @@ class Operation:
     rule: str
     method: str
     summary: str
+    endpoint: str = ""
+    """Flask endpoint of the view (``blueprint.function``)."""
     request: type[BaseModel] | None = None
     request_content_type: str = "application/json"
+    uploads: tuple[Upload, ...] = ()
+    """File fields; with any, the body is documented as ``multipart/form-data``."""
     response: type[BaseModel] | None = None
     response_content_type: str = "application/json"
     response_schema: dict[str, Any] | None = None
@@ -80,7 +97,7 @@ class ApiBlueprint(Blueprint):
             method_list = [m.upper() for m in methods]
             self.add_url_rule(rule, view_func=view, methods=method_list)
             for method in method_list:
-                self.operations.append(Operation(rule, method, summary, **operation))
+                self.operations.append(Operation(rule, method, summary, f"{self.name}.{view.__name__}", **operation))
             return view
 
         return decorator
@@ -115,10 +132,7 @@ class OpenAPIDocument:
                     for name in params
                 ]
             if op.request is not None:
-                entry["requestBody"] = {
-                    "required": True,
-                    "content": {op.request_content_type: {"schema": self._schema(op.request, components)}},
-                }
+                entry["requestBody"] = {"required": True, "content": self._request_content(op, components)}
             statuses = set(op.errors) | {ServiceUnavailable.status}
             if op.request is not None or params:
                 statuses |= {BadRequest.status, PayloadTooLarge.status}
@@ -141,6 +155,24 @@ class OpenAPIDocument:
             document["components"]["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
         return document
 
+    def _request_content(self, op: Operation, components: dict[str, Any]) -> dict[str, Any]:
+        assert op.request is not None
+        if not op.uploads:
+            return {op.request_content_type: {"schema": self._schema(op.request, components)}}
+        schema = op.request.model_json_schema(ref_template="#/components/schemas/{model}")
+        components.update(schema.pop("$defs", {}))
+        for upload in op.uploads:
+            schema["properties"][upload.name] = {
+                "type": "string",
+                "format": "binary",
+                "description": upload.description,
+            }
+            if upload.required:
+                schema.setdefault("required", []).append(upload.name)
+        name = f"{op.request.__name__}Multipart"
+        components[name] = schema
+        return {MULTIPART: {"schema": {"$ref": f"#/components/schemas/{name}"}}}
+
     def _response_content(self, op: Operation, components: dict[str, Any]) -> dict[str, Any]:
         if op.response is not None:
             schema = self._schema(op.response, components, "serialization")
@@ -161,4 +193,4 @@ def _openapi_path(rule: str) -> tuple[str, list[str]]:
     return _CONVERTER.sub(lambda m: "{" + m.group(2) + "}", rule), params
 
 
-__all__ = ["ApiBlueprint", "ApiError", "ErrorResponse", "OpenAPIDocument", "Operation"]
+__all__ = ["MULTIPART", "ApiBlueprint", "ApiError", "ErrorResponse", "OpenAPIDocument", "Operation", "Upload"]

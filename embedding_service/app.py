@@ -5,9 +5,9 @@ from __future__ import annotations
 import base64
 import uuid
 
-from flask import Flask, Response, jsonify
+from flask import Response, jsonify
 
-from common.app import ModelList, create_service_app, model_list, service_context
+from common.app import app_factory, current_engine
 from common.openapi import ApiBlueprint
 from common.validation import json_body
 from embedding_service import schemas
@@ -23,10 +23,6 @@ MODEL_ERRORS = (400, 404, 429)
 routes = ApiBlueprint("embedding", __name__)
 
 
-def _engine() -> EmbeddingEngine:
-    return service_context().engine  # type: ignore[return-value]
-
-
 @routes.api(
     "/<model>/<path:text>",
     summary="Embed one text given in the path (seed route)",
@@ -36,7 +32,7 @@ def _engine() -> EmbeddingEngine:
 )
 def embed_path_text(model: str, text: str) -> Response:
     """One vector for the URL-decoded ``text``."""
-    result = _engine().embed([text], model=model, field="text")
+    result = current_engine(EmbeddingEngine).embed([text], model=model, field="text")
     return jsonify(model=result.model, dim=result.dim, embedding=result.vectors[0])
 
 
@@ -52,7 +48,7 @@ def embed_path_text(model: str, text: str) -> Response:
 def embed_texts(model: str) -> Response:
     """One vector per text, in request order."""
     body = json_body(schemas.EmbedTextsRequest)
-    result = _engine().embed(body.texts, model=model, input_type=body.input_type, field="texts")
+    result = current_engine(EmbeddingEngine).embed(body.texts, model=model, input_type=body.input_type, field="texts")
     return jsonify(model=result.model, dim=result.dim, embeddings=result.vectors)
 
 
@@ -68,7 +64,7 @@ def embed_texts(model: str) -> Response:
 def similarity() -> Response:
     """``{"model", "score"}`` with score in [-1, 1]."""
     body = json_body(schemas.SimilarityRequest)
-    model, score = _engine().similarity(body.a, body.b, model=body.model)
+    model, score = current_engine(EmbeddingEngine).similarity(body.a, body.b, model=body.model)
     return jsonify(model=model, score=score)
 
 
@@ -84,7 +80,9 @@ def similarity() -> Response:
 def rerank() -> Response:
     """Candidates sorted by score, best first, each with its original index."""
     body = json_body(schemas.RerankRequest)
-    model, hits, _ = _engine().rerank(body.query, body.candidates, model=body.model, top_n=body.top_n)
+    model, hits, _ = current_engine(EmbeddingEngine).rerank(
+        body.query, body.candidates, model=body.model, top_n=body.top_n
+    )
     results = [{"index": h.index, "text": body.candidates[h.index], "score": h.score} for h in hits]
     return jsonify(model=model, query=body.query, results=results)
 
@@ -102,7 +100,9 @@ def openai_embeddings() -> Response:
     """OpenAI's ``/v1/embeddings``; ``encoding_format=base64`` gives little-endian float32."""
     body = json_body(schemas.OpenAIEmbeddingRequest)
     texts = [body.input] if isinstance(body.input, str) else body.input
-    result = _engine().embed(texts, model=body.model, input_type=body.input_type, dimensions=body.dimensions)
+    result = current_engine(EmbeddingEngine).embed(
+        texts, model=body.model, input_type=body.input_type, dimensions=body.dimensions
+    )
     if body.encoding_format == "base64":
         vectors: list = [base64.b64encode(v.astype("<f4").tobytes()).decode("ascii") for v in result.vectors]
     else:
@@ -114,14 +114,6 @@ def openai_embeddings() -> Response:
         model=result.model,
         usage={"prompt_tokens": tokens, "total_tokens": tokens},
     )
-
-
-@routes.api("/v1/models", summary="Served models (OpenAI shape)", response=ModelList, errors=(), tags=("openai",))
-def list_models() -> Response:
-    """Every served model with its aliases."""
-    engine = _engine()
-    aliases = engine.describe()["aliases"]
-    return model_list({name: [a for a, real in aliases.items() if real == name] for name in engine.model_names})
 
 
 @routes.api(
@@ -137,7 +129,7 @@ def cohere_rerank() -> Response:
     """Cohere/Jina rerank: ``results`` best first with ``relevance_score``."""
     body = json_body(schemas.CohereRerankRequest)
     texts = [d if isinstance(d, str) else d.text for d in body.documents]
-    model, hits, tokens = _engine().rerank(body.query, texts, model=body.model, top_n=body.top_n)
+    model, hits, tokens = current_engine(EmbeddingEngine).rerank(body.query, texts, model=body.model, top_n=body.top_n)
     results = []
     for hit in hits:
         entry: dict = {"index": hit.index, "relevance_score": hit.score}
@@ -147,19 +139,4 @@ def cohere_rerank() -> Response:
     return jsonify(id=uuid.uuid4().hex, model=model, results=results, usage={"total_tokens": tokens})
 
 
-def create_app(settings: EmbeddingSettings | None = None, engine: EmbeddingEngine | None = None) -> Flask:
-    """Build the embedding app.
-
-    Args:
-        settings: defaults to ``EmbeddingSettings.load()`` (YAML + env).
-        engine: an engine to share (tests); if None one is built and starts loading in the background.
-    """
-    settings = settings or EmbeddingSettings.load()
-    return create_service_app(
-        "embedding",
-        settings,
-        engine or EmbeddingEngine(settings),
-        [routes],
-        description=DESCRIPTION,
-        start_engine=engine is None,
-    )
+create_app = app_factory(EmbeddingSettings, EmbeddingEngine, [routes], DESCRIPTION)

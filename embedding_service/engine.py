@@ -93,6 +93,10 @@ class EmbeddingEngine(ModelEngine):
         """Served model names (without aliases), in config order."""
         return list(self.settings.models)
 
+    def served_models(self) -> dict[str, list[str]]:
+        """Every served model with its aliases."""
+        return {name: list(spec.aliases) for name, spec in self.settings.models.items()}
+
     def queue_depth(self, name: str) -> int:
         """Texts waiting for a model (0 before it is loaded)."""
         served = self._models.get(name)

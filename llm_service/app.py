@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from typing import Any
 
-from flask import Flask, Response, jsonify
+from flask import Response, jsonify
 
-from common.app import ModelList, create_service_app, service_context
+from common.app import app_factory, current_engine
 from common.openapi import ApiBlueprint
 from common.streaming import ndjson_response, sse_response
 from common.validation import json_body
@@ -36,10 +35,6 @@ KNOBS = (
 routes = ApiBlueprint("llm", __name__)
 
 
-def _engine() -> LlmEngine:
-    return service_context().engine  # type: ignore[return-value]
-
-
 def _params(body: schemas.ChatRequest) -> ChatParams:
     messages = [m.model_dump(exclude_none=True) for m in body.messages]
     stop = [body.stop] if isinstance(body.stop, str) else body.stop
@@ -50,7 +45,7 @@ def _params(body: schemas.ChatRequest) -> ChatParams:
             knobs[name] = [item.model_dump(exclude_none=True) for item in value]
         elif hasattr(value, "model_dump"):
             knobs[name] = value.model_dump(exclude_none=True)
-    return _engine().params(
+    return current_engine(LlmEngine).params(
         messages,
         model=body.model,
         max_tokens=body.max_completion_tokens or body.max_tokens,
@@ -71,7 +66,7 @@ def _params(body: schemas.ChatRequest) -> ChatParams:
 )
 def chat() -> Response:
     """``{"content", "model", "raw"}``; ``raw`` is the OpenAI ``chat.completion``."""
-    engine = _engine()
+    engine = current_engine(LlmEngine)
     params = _params(json_body(schemas.ChatRequest))
     completion = engine.complete(params)
     message = completion["choices"][0]["message"] if completion.get("choices") else {}
@@ -91,7 +86,7 @@ def chat() -> Response:
 def chat_stream() -> Response:
     """``{"delta": ...}`` per chunk, then ``{"event": "done", "finish_reason", "usage"}``."""
     params = _params(json_body(schemas.ChatRequest))
-    chunks = _engine().stream(params, include_usage=True)
+    chunks = current_engine(LlmEngine).stream(params, include_usage=True)
     return ndjson_response(_seed_lines(chunks), close=chunks.close)
 
 
@@ -121,7 +116,7 @@ def chat_completions() -> Response:
     """OpenAI's chat completions; ``stream=true`` sends ``chat.completion.chunk`` events and ``[DONE]``."""
     body = json_body(schemas.ChatRequest)
     params = _params(body)
-    engine = _engine()
+    engine = current_engine(LlmEngine)
     if body.stream:
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
         chunks = engine.stream(params, include_usage=include_usage)
@@ -134,32 +129,4 @@ def chat_completions() -> Response:
     return jsonify(engine.complete(params))
 
 
-@routes.api("/v1/models", summary="Served model (OpenAI shape)", response=ModelList, errors=(), tags=("openai",))
-def list_models() -> Response:
-    """The served model with its aliases."""
-    settings = _engine().settings
-    return jsonify(
-        object="list",
-        data=[
-            {
-                "id": settings.model_name,
-                "object": "model",
-                "created": int(time.time()),
-                "owned_by": "local",
-                "aliases": settings.aliases,
-            }
-        ],
-    )
-
-
-def create_app(settings: LlmSettings | None = None, engine: LlmEngine | None = None) -> Flask:
-    """Build the LLM app.
-
-    Args:
-        settings: defaults to ``LlmSettings.load()`` (YAML + env).
-        engine: an engine to share (tests); if None one is built and starts loading in the background.
-    """
-    settings = settings or LlmSettings.load()
-    return create_service_app(
-        "llm", settings, engine or LlmEngine(settings), [routes], description=DESCRIPTION, start_engine=engine is None
-    )
+create_app = app_factory(LlmSettings, LlmEngine, [routes], DESCRIPTION)

@@ -13,7 +13,7 @@ from pydantic_settings import SettingsConfigDict
 from common.app import create_service_app, service_context
 from common.batching import MicroBatcher
 from common.lifecycle import ModelEngine
-from common.openapi import ApiBlueprint
+from common.openapi import ApiBlueprint, Upload
 from common.settings import ServerSettings, ServiceSettings
 from common.streaming import ndjson_response
 from common.validation import json_body
@@ -69,6 +69,16 @@ def echo():
     engine.ensure_ready()
     assert engine.batcher is not None
     return jsonify(words=engine.batcher.run(body.words * body.times))
+
+
+@routes.api("/ping", summary="Declared open: no API key needed", open=True)
+def ping():
+    return jsonify(pong=True)
+
+
+@routes.api("/upload", methods=["POST"], summary="A multipart form", request=EchoRequest, uploads=(Upload("file"),))
+def upload():
+    return jsonify(ok=True)
 
 
 SOURCE_CLOSED = threading.Event()
@@ -186,10 +196,10 @@ def test_auth(echo_app) -> None:
         assert client.post("/echo", json={"words": ["a"]}, headers={"Authorization": "Basic k3y"}).status_code == 401
         ok = client.post("/echo", json={"words": ["a"]}, headers={"Authorization": "Bearer k3y"})
         assert ok.status_code == 200
-        for open_path in ("/health", "/healthz", "/readyz"):
-            assert client.get(open_path).status_code == 200
-        assert client.get("/metrics").status_code == 401
-        assert client.get("/openapi.json").status_code == 401
+        for open_path in ("/health", "/healthz", "/readyz", "/ping"):  # each declared open=True
+            assert client.get(open_path).status_code == 200, open_path
+        for closed_path in ("/metrics", "/openapi.json", "/v1/models"):
+            assert client.get(closed_path).status_code == 401, closed_path
     finally:
         engine.close()
 
@@ -257,7 +267,16 @@ def test_openapi_describes_routes(echo_app) -> None:
     assert schema_ref.endswith("/EchoRequest")
     assert "words" in document["components"]["schemas"]["EchoRequest"]["properties"]
     assert {"200", "400", "413"} <= set(operation["responses"])
-    assert {"/health", "/healthz", "/readyz", "/metrics", "/openapi.json"} <= set(document["paths"])
+    assert {"/health", "/healthz", "/readyz", "/metrics", "/openapi.json", "/v1/models"} <= set(document["paths"])
+
+
+def test_openapi_multipart_is_the_validating_model_plus_the_file(echo_app) -> None:
+    document = echo_app.test_client().get("/openapi.json").json
+    content = document["paths"]["/upload"]["post"]["requestBody"]["content"]
+    schema = document["components"]["schemas"][content["multipart/form-data"]["schema"]["$ref"].rsplit("/", 1)[1]]
+    assert schema["properties"]["file"] == {"type": "string", "format": "binary", "description": ""}
+    assert set(schema["required"]) == {"words", "file"}
+    assert schema["properties"]["times"]["minimum"] == 1 and schema["properties"]["times"]["maximum"] == 3
 
 
 def test_stream_source_is_closed_even_when_nothing_was_read(echo_app) -> None:

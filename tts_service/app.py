@@ -6,11 +6,11 @@ import base64
 from collections.abc import Iterator
 from typing import Any
 
-from flask import Flask, Response, jsonify, request
+from flask import Response, jsonify, request
 
-from common.app import ModelList, create_service_app, model_list, service_context
+from common.app import app_factory, current_engine
 from common.errors import BadRequest
-from common.openapi import ApiBlueprint
+from common.openapi import ApiBlueprint, Upload
 from common.streaming import bytes_response, sse_response
 from common.validation import form_body, json_body
 from tts_service import encoding, schemas
@@ -24,13 +24,9 @@ DESCRIPTION = (
     "`/styles`, OpenAI `/v1/audio/speech`, `/v1/audio/voices` and `/v1/models`."
 )
 ERRORS = (400, 404, 429)
-FORM = "multipart/form-data"
+PROMPT_AUDIO = (Upload("prompt_audio", required=False, description="Reference recording (1-60 s); wins over `style`"),)
 
 routes = ApiBlueprint("tts", __name__)
-
-
-def _engine() -> TtsEngine:
-    return service_context().engine  # type: ignore[return-value]
 
 
 def _seed_request() -> tuple[str, str | None, bytes | None, SynthesisParams]:
@@ -56,8 +52,8 @@ def _audio_headers(sample_rate: int, voice: dict[str, Any], **extra: str) -> dic
     "/synthesize",
     methods=["POST"],
     summary="Speak a text as a WAV file (seed route)",
-    request=schemas.SynthesizeUploadForm,
-    request_content_type=FORM,
+    request=schemas.SynthesizeForm,
+    uploads=PROMPT_AUDIO,
     response_content_type="audio/wav",
     response_schema={"type": "string", "format": "binary"},
     errors=ERRORS,
@@ -66,7 +62,7 @@ def _audio_headers(sample_rate: int, voice: dict[str, Any], **extra: str) -> dic
 def synthesize() -> Response:
     """A complete 16-bit mono WAV; ``X-Sample-Rate`` and ``X-Audio-Duration`` headers describe it."""
     text, style, prompt_audio, params = _seed_request()
-    speech = _engine().synthesize(text, style, prompt_audio, params)
+    speech = current_engine(TtsEngine).synthesize(text, style, prompt_audio, params)
     headers = _audio_headers(speech.sample_rate, speech.voice, **{"X-Audio-Duration": f"{speech.duration:.3f}"})
     return Response(encoding.wav_bytes(speech.samples, speech.sample_rate), mimetype="audio/wav", headers=headers)
 
@@ -75,8 +71,8 @@ def synthesize() -> Response:
     "/synthesize/stream",
     methods=["POST"],
     summary="Speak a text, streaming audio clause by clause",
-    request=schemas.SynthesizeUploadForm,
-    request_content_type=FORM,
+    request=schemas.SynthesizeForm,
+    uploads=PROMPT_AUDIO,
     response_content_type="audio/wav",
     response_schema={"type": "string", "format": "binary"},
     errors=ERRORS,
@@ -85,7 +81,7 @@ def synthesize() -> Response:
 def synthesize_stream() -> Response:
     """A WAV header with "unknown length" sizes (0xFFFFFFFF), then 16-bit PCM as each clause is made."""
     text, style, prompt_audio, params = _seed_request()
-    stream = _engine().stream(text, style, prompt_audio, params)
+    stream = current_engine(TtsEngine).stream(text, style, prompt_audio, params)
     body = encoding.encode_stream(stream, stream.sample_rate, "wav")
     return bytes_response(
         body, "audio/wav", close=stream.close, headers=_audio_headers(stream.sample_rate, stream.voice)
@@ -101,7 +97,7 @@ def synthesize_stream() -> Response:
 )
 def styles() -> Response:
     """Every preset with its language and description, the default, and the voice aliases."""
-    engine = _engine()
+    engine = current_engine(TtsEngine)
     return jsonify(
         default=engine.settings.default_style,
         styles=[
@@ -120,7 +116,7 @@ def styles() -> Response:
 )
 def voices() -> Response:
     """Presets first, then aliases described by the preset they stand for."""
-    engine = _engine()
+    engine = current_engine(TtsEngine)
     cards = [
         {"id": p.name, "name": p.name, "language": p.language, "description": p.description}
         for p in engine.presets.values()
@@ -144,7 +140,7 @@ def voices() -> Response:
 def speech() -> Response:
     """Audio in ``response_format`` streamed as it is made, or SSE ``speech.audio.delta``/``.done`` events."""
     body = json_body(schemas.SpeechRequest)
-    engine = _engine()
+    engine = current_engine(TtsEngine)
     engine.check_model(body.model)
     params = SynthesisParams(speed=body.speed)
     stream = engine.stream(body.input, body.voice, None, params, text_param="input", style_param="voice")
@@ -173,21 +169,4 @@ def _speech_events(encoded: Iterator[bytes], stream: SpeechStream, text: str) ->
     }
 
 
-@routes.api("/v1/models", summary="Served model (OpenAI shape)", response=ModelList, errors=(), tags=("openai",))
-def list_models() -> Response:
-    """The served model; aliases listed with it."""
-    settings = _engine().settings
-    return model_list({settings.model_name: settings.aliases})
-
-
-def create_app(settings: TtsSettings | None = None, engine: TtsEngine | None = None) -> Flask:
-    """Build the TTS app.
-
-    Args:
-        settings: defaults to ``TtsSettings.load()`` (YAML + env).
-        engine: an engine to share (tests); if None one is built and starts loading in the background.
-    """
-    settings = settings or TtsSettings.load()
-    return create_service_app(
-        "tts", settings, engine or TtsEngine(settings), [routes], description=DESCRIPTION, start_engine=engine is None
-    )
+create_app = app_factory(TtsSettings, TtsEngine, [routes], DESCRIPTION)

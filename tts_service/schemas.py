@@ -20,16 +20,6 @@ class SynthesizeForm(BaseModel):
     speed: float = Field(default=1.0, ge=0.25, le=4.0, description="Speaking-rate multiplier")
 
 
-class SynthesizeUploadForm(SynthesizeForm):
-    """Documents the multipart body."""
-
-    prompt_audio: bytes | None = Field(
-        default=None,
-        json_schema_extra={"format": "binary"},
-        description="Reference recording (1-60 s); wins over `style`",
-    )
-
-
 class SpeechRequest(BaseModel):
     """OpenAI's `POST /v1/audio/speech` body."""
 
