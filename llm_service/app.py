@@ -6,13 +6,14 @@ from collections.abc import Iterator
 from typing import Any
 
 from flask import Response, jsonify
+from pydantic import BaseModel
 
 from common.app import app_factory, current_engine
 from common.openapi import ApiBlueprint
 from common.streaming import ndjson_response, sse_response
 from common.validation import json_body
 from llm_service import schemas
-from llm_service.backends import ChatParams
+from llm_service.backends import SAMPLING_FIELDS, ChatParams
 from llm_service.engine import LlmEngine
 from llm_service.settings import LlmSettings
 
@@ -21,16 +22,7 @@ DESCRIPTION = (
     "`/v1/chat/completions` (JSON or SSE) and `/v1/models`."
 )
 ERRORS = (400, 404, 429, 502, 504)
-KNOBS = (
-    "temperature",
-    "top_p",
-    "seed",
-    "tools",
-    "tool_choice",
-    "response_format",
-    "presence_penalty",
-    "frequency_penalty",
-)
+KNOBS = tuple(name for name in SAMPLING_FIELDS if name != "stop")  # stop also takes a bare string
 
 routes = ApiBlueprint("llm", __name__)
 
@@ -38,13 +30,7 @@ routes = ApiBlueprint("llm", __name__)
 def _params(body: schemas.ChatRequest) -> ChatParams:
     messages = [m.model_dump(exclude_none=True) for m in body.messages]
     stop = [body.stop] if isinstance(body.stop, str) else body.stop
-    knobs = {name: getattr(body, name) for name in KNOBS}
-    for name in ("tools", "tool_choice", "response_format"):  # typed for validation, plain for backends
-        value = knobs[name]
-        if isinstance(value, list):
-            knobs[name] = [item.model_dump(exclude_none=True) for item in value]
-        elif hasattr(value, "model_dump"):
-            knobs[name] = value.model_dump(exclude_none=True)
+    knobs = {name: _plain(getattr(body, name)) for name in KNOBS}
     return current_engine(LlmEngine).params(
         messages,
         model=body.model,
@@ -53,6 +39,13 @@ def _params(body: schemas.ChatRequest) -> ChatParams:
         extra=dict(body.model_extra or {}),
         **knobs,
     )
+
+
+def _plain(value: Any) -> Any:
+    """Typed for validation, plain dicts for backends."""
+    if isinstance(value, list):
+        return [_plain(item) for item in value]
+    return value.model_dump(exclude_none=True) if isinstance(value, BaseModel) else value
 
 
 @routes.api(

@@ -6,7 +6,7 @@ Adding a backend is one module plus one line in :data:`BACKENDS`; routes don't c
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Protocol
 
 from common.registry import BackendRegistry
@@ -43,21 +43,17 @@ class ChatParams:
     def openai_kwargs(self) -> dict[str, Any]:
         """The set fields as ``chat.completions.create`` keyword arguments."""
         kwargs: dict[str, Any] = {"messages": self.messages, "max_tokens": self.max_tokens}
-        for name in (
-            "temperature",
-            "top_p",
-            "stop",
-            "seed",
-            "tools",
-            "tool_choice",
-            "response_format",
-            "presence_penalty",
-            "frequency_penalty",
-        ):
+        for name in SAMPLING_FIELDS:
             value = getattr(self, name)
             if value is not None:
                 kwargs[name] = value
         return kwargs
+
+
+SAMPLING_FIELDS = tuple(
+    f.name for f in fields(ChatParams) if f.name not in ("messages", "model", "max_tokens", "extra")
+)
+"""The OpenAI knobs of :class:`ChatParams` (temperature, top_p, stop, tools, ...): the one list of them."""
 
 
 class ChatBackend(Protocol):
