@@ -8,7 +8,7 @@ from typing import Any
 from flask import Response, jsonify
 
 from asr_service import formats, schemas
-from asr_service.backends import Segment, TranscribeOptions
+from asr_service.backends import Segment, TranscriptionParams
 from asr_service.engine import AsrEngine, Transcript, TranscriptStream
 from asr_service.settings import AsrSettings
 from common.app import app_factory, current_engine
@@ -26,26 +26,28 @@ AUDIO = (Upload("file", description="The audio file (wav, mp3, flac, ogg/opus, m
 routes = ApiBlueprint("asr", __name__)
 
 
-def _seed_request() -> tuple[bytes, TranscribeOptions]:
+def _seed_request() -> tuple[bytes, TranscriptionParams]:
     form = form_body(schemas.AsrForm)
     audio = uploaded_file("file")
-    return audio, TranscribeOptions(language=form.language, prompt=form.prompt, hotwords=form.hotwords)
+    return audio, TranscriptionParams(language=form.language, prompt=form.prompt, hotwords=form.hotwords)
 
 
 def _detail(transcript: Transcript) -> dict[str, Any]:
-    extra = next((s.extra for s in transcript.segments if s.extra.get("emotion") or s.extra.get("event")), {})
-    body: dict[str, Any] = {
-        "text": transcript.text,
-        "model": transcript.model,
-        "language": transcript.language,
-        "duration": round(transcript.duration, 3),
-        "segments": [
-            {"start": round(s.start, 3), "end": round(s.end, 3), "text": s.text.strip()} for s in transcript.segments
-        ],
-    }
-    if extra:
-        body.update(emotion=extra.get("emotion"), event=extra.get("event"))
-    return body
+    """The ``/asr`` answer; labels (e.g. emotion, event) come from the first segment that has any."""
+    labels = next((s.labels for s in transcript.segments if any(s.labels.values())), {})
+    segments = [
+        schemas.SegmentOut(start=round(s.start, 3), end=round(s.end, 3), text=s.text.strip())
+        for s in transcript.segments
+    ]
+    body = schemas.AsrResponse(
+        text=transcript.text,
+        model=transcript.model,
+        language=transcript.language,
+        duration=round(transcript.duration, 3),
+        segments=segments,
+        **labels,
+    )
+    return body.model_dump(exclude_unset=True)
 
 
 @routes.api(
@@ -60,8 +62,8 @@ def _detail(transcript: Transcript) -> dict[str, Any]:
 )
 def asr() -> Response:
     """``{"text": ...}`` plus language, duration and segments."""
-    audio, options = _seed_request()
-    return jsonify(_detail(current_engine(AsrEngine).transcribe(audio, options)))
+    audio, params = _seed_request()
+    return jsonify(_detail(current_engine(AsrEngine).transcribe(audio, params)))
 
 
 @routes.api(
@@ -77,8 +79,8 @@ def asr() -> Response:
 )
 def asr_stream() -> Response:
     """``{"partial_text": <all text so far>}`` per decoded segment, then ``{"event": "done", "text"}``."""
-    audio, options = _seed_request()
-    stream = current_engine(AsrEngine).stream(audio, options)
+    audio, params = _seed_request()
+    stream = current_engine(AsrEngine).stream(audio, params)
     return ndjson_response(_seed_lines(stream), close=stream.close)
 
 
@@ -112,20 +114,20 @@ def openai_transcriptions() -> Response:
     engine.check_model(form.model)
     audio = uploaded_file("file")
     granularities = set(form.timestamp_granularities)
-    options = TranscribeOptions(
+    params = TranscriptionParams(
         language=form.language,
         prompt=form.prompt,
         temperature=form.temperature,
         word_timestamps="word" in granularities,
     )
     if form.stream:
-        stream = engine.stream(audio, options)
+        stream = engine.stream(audio, params)
         return sse_response(
             _sse_events(stream),
             lambda message, code: {"type": "error", "error": {"message": message, "code": code}},
             close=stream.close,
         )
-    transcript = engine.transcribe(audio, options)
+    transcript = engine.transcribe(audio, params)
     if form.response_format == "text":
         return Response(transcript.text + "\n", mimetype="text/plain")
     if form.response_format == "srt":

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from asr_service.backends import AsrBackend, Segment, TranscribeOptions, TranscriptInfo
+from asr_service.backends import AsrBackend, Segment, TranscriptInfo, TranscriptionParams
 from asr_service.settings import AsrSettings
 from common.audio import Audio, decode_audio
 from common.errors import BadRequest
@@ -67,7 +67,7 @@ class AsrEngine(SingleModelEngine[AsrBackend]):
         """
         return decode_audio(data, sample_rate=SAMPLE_RATE, max_seconds=self.settings.limits.max_duration_s, param=param)
 
-    def transcribe(self, data: bytes, options: TranscribeOptions | None = None) -> Transcript:
+    def transcribe(self, data: bytes, params: TranscriptionParams | None = None) -> Transcript:
         """Transcribe a whole file.
 
         Raises:
@@ -76,28 +76,28 @@ class AsrEngine(SingleModelEngine[AsrBackend]):
             Overloaded: too many requests already wait for the model.
             ServiceUnavailable: not loaded, or waited too long.
         """
-        stream = self.stream(data, options)
+        stream = self.stream(data, params)
         segments = list(stream)
         text = "".join(s.text for s in segments).strip()
         return Transcript(stream.model, text, stream.language, stream.duration, segments)
 
-    def stream(self, data: bytes, options: TranscribeOptions | None = None) -> TranscriptStream:
+    def stream(self, data: bytes, params: TranscriptionParams | None = None) -> TranscriptStream:
         """Start a transcription whose segments arrive as they are decoded.
 
-        Everything that can be refused (bad audio, full queue, bad options) is raised here,
+        Everything that can be refused (bad audio, full queue, bad params) is raised here,
         before the first segment, so callers can still answer with a plain error.
         """
         self.ensure_ready()
-        options = options or TranscribeOptions()
+        params = params or TranscriptionParams()
         backend = self._backend
         assert backend is not None
-        if options.hotwords and not backend.supports_hotwords:
+        if params.hotwords and not backend.supports_hotwords:
             raise BadRequest(f"the {self.settings.backend} backend does not support hotwords", param="hotwords")
         audio = self.decode(data)
         lease = self.slot.acquire()
         started = time.perf_counter()
         try:
-            info, segments = backend.transcribe(audio.samples, options)
+            info, segments = backend.transcribe(audio.samples, params)
         except Exception:
             lease.release()
             self.observe_call(started, failed=True)

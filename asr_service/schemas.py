@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 LanguageCode = Annotated[
     str | None,
@@ -49,7 +49,9 @@ class SegmentOut(BaseModel):
 
 
 class AsrResponse(BaseModel):
-    """`/asr`: the seed's `text` plus detail."""
+    """`/asr`: the seed's `text` plus detail, and any labels the backend gives (SenseVoice: emotion, event)."""
+
+    model_config = ConfigDict(extra="allow")
 
     text: str
     model: str

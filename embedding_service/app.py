@@ -65,7 +65,7 @@ def similarity() -> Response:
     """``{"model", "score"}`` with score in [-1, 1]."""
     body = json_body(schemas.SimilarityRequest)
     model, score = current_engine(EmbeddingEngine).similarity(body.a, body.b, model=body.model)
-    return jsonify(model=model, score=score)
+    return jsonify(schemas.SimilarityResponse(model=model, score=score).model_dump())
 
 
 @routes.api(
@@ -83,8 +83,8 @@ def rerank() -> Response:
     model, hits, _ = current_engine(EmbeddingEngine).rerank(
         body.query, body.candidates, model=body.model, top_n=body.top_n
     )
-    results = [{"index": h.index, "text": body.candidates[h.index], "score": h.score} for h in hits]
-    return jsonify(model=model, query=body.query, results=results)
+    results = [schemas.RerankItem(index=h.index, text=body.candidates[h.index], score=h.score) for h in hits]
+    return jsonify(schemas.RerankResponse(model=model, query=body.query, results=results).model_dump())
 
 
 @routes.api(
@@ -132,11 +132,12 @@ def cohere_rerank() -> Response:
     model, hits, tokens = current_engine(EmbeddingEngine).rerank(body.query, texts, model=body.model, top_n=body.top_n)
     results = []
     for hit in hits:
-        entry: dict = {"index": hit.index, "relevance_score": hit.score}
-        if body.return_documents:
-            entry["document"] = {"text": texts[hit.index]}
-        results.append(entry)
-    return jsonify(id=uuid.uuid4().hex, model=model, results=results, usage={"total_tokens": tokens})
+        document = {"document": schemas.RerankDocument(text=texts[hit.index])} if body.return_documents else {}
+        results.append(schemas.CohereRerankResult(index=hit.index, relevance_score=hit.score, **document))
+    answer = schemas.CohereRerankResponse(
+        id=uuid.uuid4().hex, model=model, results=results, usage=schemas.RerankUsage(total_tokens=tokens)
+    )
+    return jsonify(answer.model_dump(exclude_unset=True))
 
 
 create_app = app_factory(EmbeddingSettings, EmbeddingEngine, [routes], DESCRIPTION)

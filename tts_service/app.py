@@ -98,13 +98,13 @@ def synthesize_stream() -> Response:
 def styles() -> Response:
     """Every preset with its language and description, the default, and the voice aliases."""
     engine = current_engine(TtsEngine)
-    return jsonify(
-        default=engine.settings.default_style,
-        styles=[
-            {"name": p.name, "language": p.language, "description": p.description} for p in engine.presets.values()
-        ],
-        aliases=engine.settings.voice_aliases,
+    styles = [
+        schemas.Style(name=p.name, language=p.language, description=p.description) for p in engine.presets.values()
+    ]
+    answer = schemas.StyleList(
+        default=engine.settings.default_style, styles=styles, aliases=engine.settings.voice_aliases
     )
+    return jsonify(answer.model_dump())
 
 
 @routes.api(
@@ -118,13 +118,13 @@ def voices() -> Response:
     """Presets first, then aliases described by the preset they stand for."""
     engine = current_engine(TtsEngine)
     cards = [
-        {"id": p.name, "name": p.name, "language": p.language, "description": p.description}
+        schemas.VoiceCard(id=p.name, name=p.name, language=p.language, description=p.description)
         for p in engine.presets.values()
     ]
     for alias, target in engine.settings.voice_aliases.items():
         preset = engine.presets[target]
-        cards.append({"id": alias, "name": alias, "language": preset.language, "description": f"= {target}"})
-    return jsonify(object="list", data=cards, default=engine.settings.default_style)
+        cards.append(schemas.VoiceCard(id=alias, name=alias, language=preset.language, description=f"= {target}"))
+    return jsonify(schemas.VoiceList(data=cards, default=engine.settings.default_style).model_dump())
 
 
 @routes.api(

@@ -24,7 +24,7 @@ BACKENDS: BackendRegistry[AsrBackend] = BackendRegistry(
 
 
 @dataclass(frozen=True)
-class TranscribeOptions:
+class TranscriptionParams:
     """What a caller may ask of a transcription."""
 
     language: str | None = None
@@ -58,7 +58,9 @@ class Segment:
     text: str
     words: list[Word] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
-    """Backend-specific facts (Whisper's avg_logprob, SenseVoice's emotion and event)."""
+    """Decoder facts for OpenAI's ``verbose_json`` (``avg_logprob``, ``no_speech_prob``, ...), where known."""
+    labels: dict[str, str | None] = field(default_factory=dict)
+    """What the backend heard besides words, by kind (e.g. ``emotion``, ``event``); ``/asr`` reports them."""
 
 
 @dataclass(frozen=True)
@@ -74,7 +76,7 @@ class AsrBackend(Protocol):
 
     supports_hotwords: bool
 
-    def transcribe(self, samples: np.ndarray, options: TranscribeOptions) -> tuple[TranscriptInfo, Iterator[Segment]]:
+    def transcribe(self, samples: np.ndarray, params: TranscriptionParams) -> tuple[TranscriptInfo, Iterator[Segment]]:
         """Start decoding 16 kHz mono float32 ``samples``; segments come lazily, in order."""
         ...
 

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-from asr_service.backends import Segment, TranscribeOptions, TranscriptInfo
+from asr_service.backends import Segment, TranscriptInfo, TranscriptionParams
 from common.bundled import local_model_dir
 
 WEIGHTS = ("*.pt", "*.onnx")
@@ -99,12 +99,12 @@ class SenseVoiceBackend:
             kwargs.update(vad_model=str(vad_dir), vad_kwargs={"max_single_segment_time": self.options.max_segment_ms})
         self._model = AutoModel(**kwargs)
 
-    def transcribe(self, samples: np.ndarray, options: TranscribeOptions) -> tuple[TranscriptInfo, Iterator[Segment]]:
+    def transcribe(self, samples: np.ndarray, params: TranscriptionParams) -> tuple[TranscriptInfo, Iterator[Segment]]:
         """Decode the whole file (SenseVoice is non-autoregressive and fast); yield one segment per part."""
         result = self._model.generate(
             input=samples,
             cache={},
-            language=options.language or "auto",
+            language=params.language or "auto",
             use_itn=self.options.use_itn,
             batch_size_s=60,
             merge_vad=True,
@@ -112,7 +112,7 @@ class SenseVoiceBackend:
         raw = "".join(item.get("text", "") for item in result)
         parts = parse_rich_text(raw)
         duration = len(samples) / 16000
-        language = next((p["language"] for p in parts if p["language"]), options.language)
+        language = next((p["language"] for p in parts if p["language"]), params.language)
         segments = [
             Segment(
                 i,
@@ -120,7 +120,8 @@ class SenseVoiceBackend:
                 duration,
                 str(p["text"]),
                 None,
-                {"emotion": p["emotion"], "event": p["event"], "language": p["language"]},
+                {"language": p["language"]},
+                {"emotion": p["emotion"], "event": p["event"]},
             )
             for i, p in enumerate(parts)
         ]

@@ -11,7 +11,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from asr_service.backends import Segment, TranscribeOptions, TranscriptInfo, Word
+from asr_service.backends import Segment, TranscriptInfo, TranscriptionParams, Word
 from common.bundled import assemble, cache_dir, package_dir, resolve_model_path
 from common.errors import BadRequest
 
@@ -114,7 +114,7 @@ class WhisperBackend:
 
             self._to_simplified = OpenCC("t2s")
 
-    def transcribe(self, samples: np.ndarray, options: TranscribeOptions) -> tuple[TranscriptInfo, Iterator[Segment]]:
+    def transcribe(self, samples: np.ndarray, params: TranscriptionParams) -> tuple[TranscriptInfo, Iterator[Segment]]:
         """Start decoding; with VAD (the default) speech is decoded piece by piece, lazily.
 
         Language detection (on the first piece) happens here, before the first segment.
@@ -122,29 +122,29 @@ class WhisperBackend:
         Raises:
             BadRequest: a language Whisper does not know.
         """
-        if options.language is not None and options.language not in self._model.supported_languages:
+        if params.language is not None and params.language not in self._model.supported_languages:
             raise BadRequest(
-                f"language {options.language!r} is not supported; use one of "
+                f"language {params.language!r} is not supported; use one of "
                 f"{', '.join(self._model.supported_languages)} or auto",
                 param="language",
                 code="unsupported_language",
             )
         kwargs: dict[str, Any] = {
             "beam_size": self.options.beam_size,
-            "initial_prompt": options.prompt,
-            "hotwords": options.hotwords,
-            "word_timestamps": options.word_timestamps,
+            "initial_prompt": params.prompt,
+            "hotwords": params.hotwords,
+            "word_timestamps": params.word_timestamps,
             "condition_on_previous_text": self.options.condition_on_previous_text,
         }
-        if options.temperature is not None:
-            kwargs["temperature"] = options.temperature
+        if params.temperature is not None:
+            kwargs["temperature"] = params.temperature
         duration = len(samples) / SAMPLE_RATE
         if not self.options.vad:
-            segments, info = self._model.transcribe(samples, language=options.language, vad_filter=False, **kwargs)
+            segments, info = self._model.transcribe(samples, language=params.language, vad_filter=False, **kwargs)
             convert = self._to_simplified if info.language == "zh" else None
             return TranscriptInfo(info.language, duration), self._segments(segments, convert)
         pieces = speech_pieces(samples, self.options.first_piece_s, self.options.piece_s)
-        language = options.language
+        language = params.language
         if language is None and pieces:
             start, end = pieces[0]
             language = self._model.detect_language(samples[start:end])[0]
