@@ -9,9 +9,13 @@
         reply = suite.voice_chat("question.wav")   # heard text, reply text, reply audio (WAV)
 
 Base URLs default to the local ports and can be set by argument or by ``EMBEDDING_URL``, ``ASR_URL``,
-``LLM_URL``, ``TTS_URL``; ``SUITE_API_KEY`` (or ``api_key=``) sends a bearer token. Connection errors are retried,
-and so are 429/503 answers, after the ``Retry-After`` the service asks for. Every failure raises a
-:class:`SuiteError` subclass carrying the status, the service's message and the request id.
+``LLM_URL``, ``TTS_URL``; ``SUITE_API_KEY`` (or ``api_key=``) sends a bearer token.
+
+What is retried, ``retries`` times (default 3): a connection that cannot be opened (at once), and a 429 or 503
+answer (after the ``Retry-After`` the service sends, at most 30 s). Streamed calls are retried the same way,
+but only before the first byte of the body: once a stream has started, a failure raises. Nothing else is
+retried (timeouts, other statuses, a broken stream). Every failure raises a :class:`SuiteError` subclass
+(one per kind of failure, below) carrying the status, the service's message and error code, and the request id.
 """
 
 from __future__ import annotations
@@ -32,19 +36,23 @@ import httpx
 
 __all__ = [
     "ASRClient",
-    "BadRequest",
+    "AuthenticationError",
     "Core",
     "EmbeddingClient",
+    "InvalidRequestError",
     "LLMClient",
-    "NotFound",
-    "Overloaded",
-    "ServiceUnavailable",
+    "NotFoundError",
+    "RateLimitError",
+    "ServerError",
+    "ServiceUnavailableError",
+    "StreamError",
     "SuiteError",
     "TTSClient",
-    "UpstreamFailed",
+    "UpstreamFailureError",
     "VoiceEvent",
     "VoiceReply",
 ]
+RETRIED_STATUSES = (429, 503)
 
 
 class SuiteError(Exception):
@@ -64,24 +72,47 @@ class SuiteError(Exception):
         return f"{self.message}{where}"
 
 
-class BadRequest(SuiteError):
-    """The service refused the input (400, 401, 413, ...)."""
+class AuthenticationError(SuiteError):
+    """Missing or wrong API key (401, 403)."""
 
 
-class NotFound(SuiteError):
+class InvalidRequestError(SuiteError):
+    """The service refused the input (400, 413 and any other 4xx not named here)."""
+
+
+class NotFoundError(SuiteError):
     """Unknown model or route (404)."""
 
 
-class Overloaded(SuiteError):
-    """Still 429 after the retries."""
+class RateLimitError(SuiteError):
+    """The service's queue was still full (429) after the retries."""
 
 
-class ServiceUnavailable(SuiteError):
-    """The service is down, loading, or timed out (connection errors, 503)."""
+class ServiceUnavailableError(SuiteError):
+    """503 after the retries (loading, shutting down), or unreachable, timed out, or broken midway."""
 
 
-class UpstreamFailed(SuiteError):
-    """The service's upstream failed (502/504)."""
+class UpstreamFailureError(SuiteError):
+    """The service's upstream failed (502) or was too slow (504)."""
+
+
+class ServerError(SuiteError):
+    """Any other 5xx: a bug in the service (the message has its request id)."""
+
+
+class StreamError(SuiteError):
+    """A stream that had started ended with an error line/event."""
+
+
+_ERROR_BY_STATUS: dict[int, type[SuiteError]] = {
+    401: AuthenticationError,
+    403: AuthenticationError,
+    404: NotFoundError,
+    429: RateLimitError,
+    502: UpstreamFailureError,
+    503: ServiceUnavailableError,
+    504: UpstreamFailureError,
+}
 
 
 def _error_for(response: httpx.Response) -> SuiteError:
@@ -90,10 +121,14 @@ def _error_for(response: httpx.Response) -> SuiteError:
         message, code = str(detail.get("message", response.text)), detail.get("code")
     except (ValueError, AttributeError):
         message, code = response.text[:500] or response.reason_phrase, None
-    kind = {404: NotFound, 429: Overloaded, 502: UpstreamFailed, 503: ServiceUnavailable, 504: UpstreamFailed}.get(
-        response.status_code, BadRequest if response.status_code < 500 else SuiteError
-    )
-    return kind(message, status=response.status_code, code=code, request_id=response.headers.get("X-Request-ID"))
+    status = response.status_code
+    kind = _ERROR_BY_STATUS.get(status, InvalidRequestError if status < 500 else ServerError)
+    return kind(message, status=status, code=code, request_id=response.headers.get("X-Request-ID"))
+
+
+def _retry_delay(response: httpx.Response) -> float:
+    """Seconds to wait before retrying a 429/503: the service's ``Retry-After`` (1 s if absent), at most 30."""
+    return min(float(response.headers.get("Retry-After", 1)), 30.0)
 
 
 class _Client:
@@ -130,19 +165,20 @@ class _Client:
         self._http.close()
 
     def health(self) -> dict[str, Any]:
-        """``GET /health`` (503 while loading raises :class:`ServiceUnavailable`)."""
+        """``GET /health``; while loading (503 after the retries) raises :class:`ServiceUnavailableError`."""
         return self._request("GET", "/health").json()
 
     def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """Send a request; 429/503 are retried after ``Retry-After``, other errors raise their type."""
         for attempt in range(self.retries + 1):
             try:
                 response = self._http.request(method, path, **kwargs)
             except httpx.TimeoutException as exc:
-                raise ServiceUnavailable(f"{self._http.base_url} timed out: {exc}") from None
+                raise ServiceUnavailableError(f"{self._http.base_url} timed out: {exc}") from None
             except httpx.TransportError as exc:
-                raise ServiceUnavailable(f"cannot reach {self._http.base_url}: {exc}") from None
-            if response.status_code in (429, 503) and attempt < self.retries:
-                time.sleep(min(float(response.headers.get("Retry-After", 1)), 30.0))
+                raise ServiceUnavailableError(f"cannot reach {self._http.base_url}: {exc}") from None
+            if response.status_code in RETRIED_STATUSES and attempt < self.retries:
+                time.sleep(_retry_delay(response))
                 continue
             if response.status_code >= 400:
                 raise _error_for(response)
@@ -151,16 +187,22 @@ class _Client:
 
     @contextlib.contextmanager
     def _stream(self, path: str, **kwargs: Any) -> Iterator[httpx.Response]:
-        """POST with a streamed answer: an error status raises its typed error, a broken connection
-        (also midway) raises :class:`ServiceUnavailable`."""
+        """POST with a streamed answer. A 429/503 (known before the first byte) is retried like :meth:`_request`;
+        another error status raises its type; a broken connection, also midway, :class:`ServiceUnavailableError`."""
         try:
-            with self._http.stream("POST", path, **kwargs) as response:
-                if response.status_code >= 400:
-                    response.read()
-                    raise _error_for(response)
-                yield response
+            for attempt in range(self.retries + 1):
+                with self._http.stream("POST", path, **kwargs) as response:
+                    if response.status_code in RETRIED_STATUSES and attempt < self.retries:
+                        response.read()
+                        time.sleep(_retry_delay(response))
+                        continue
+                    if response.status_code >= 400:
+                        response.read()
+                        raise _error_for(response)
+                    yield response
+                    return
         except httpx.TransportError as exc:
-            raise ServiceUnavailable(f"stream from {self._http.base_url} broke: {exc}") from None
+            raise ServiceUnavailableError(f"stream from {self._http.base_url} broke: {exc}") from None
 
     def _bytes(self, path: str, **kwargs: Any) -> Iterator[bytes]:
         """POST and yield the binary body as it arrives."""
@@ -175,7 +217,7 @@ class _Client:
                     continue
                 item = json.loads(line)
                 if item.get("event") == "error":
-                    raise SuiteError(
+                    raise StreamError(
                         item.get("message", "stream failed"),
                         code=item.get("code"),
                         request_id=response.headers.get("X-Request-ID"),

@@ -65,14 +65,14 @@ def test_llm_client(llm: core.LLMClient) -> None:
 
 
 def test_errors_are_typed(embedding: core.EmbeddingClient, llm: core.LLMClient) -> None:
-    with pytest.raises(core.BadRequest) as bad:
+    with pytest.raises(core.InvalidRequestError) as bad:
         embedding.embed(["ok", ""])
     assert bad.value.status == 400 and bad.value.request_id and "texts" in bad.value.message
-    with pytest.raises(core.NotFound, match="available"):
+    with pytest.raises(core.NotFoundError, match="available"):
         embedding.embed("x", model="nope")
-    with pytest.raises(core.BadRequest):
+    with pytest.raises(core.InvalidRequestError):
         list(llm.chat_stream([], max_tokens=4))
-    with pytest.raises(core.ServiceUnavailable, match="cannot reach"):
+    with pytest.raises(core.ServiceUnavailableError, match="cannot reach"):
         core.LLMClient(f"http://127.0.0.1:{free_port()}", retries=0).chat("hi")
 
 
@@ -92,8 +92,46 @@ def test_429_is_retried_after_retry_after() -> None:
             lambda request: httpx.Response(429, headers={"Retry-After": "0"}, json={"error": {"message": "full"}})
         ),
     )
-    with pytest.raises(core.Overloaded, match="full"):
+    with pytest.raises(core.RateLimitError, match="full"):
         always_full.similarity("a", "b")
+
+
+def test_streams_retry_429_and_503_before_the_first_byte() -> None:
+    answers = iter(
+        [
+            httpx.Response(503, headers={"Retry-After": "0"}, json={"error": {"message": "loading"}}),
+            httpx.Response(429, headers={"Retry-After": "0"}, json={"error": {"message": "full"}}),
+            httpx.Response(200, content=b'{"delta": "hi"}\n{"event": "done"}\n'),
+        ]
+    )
+    client = core.LLMClient("http://x", transport=httpx.MockTransport(lambda request: next(answers)))
+    assert list(client.chat_stream("hello")) == ["hi"]
+    midway = httpx.Response(200, content=b'{"delta": "a"}\n{"event": "error", "message": "boom", "code": "x"}\n')
+    client = core.LLMClient("http://x", transport=httpx.MockTransport(lambda request: midway))
+    with pytest.raises(core.StreamError, match="boom"):
+        list(client.chat_stream("hello"))
+
+
+@pytest.mark.parametrize(
+    ("status", "error"),
+    [
+        (400, core.InvalidRequestError),
+        (401, core.AuthenticationError),
+        (404, core.NotFoundError),
+        (413, core.InvalidRequestError),
+        (429, core.RateLimitError),
+        (500, core.ServerError),
+        (502, core.UpstreamFailureError),
+        (503, core.ServiceUnavailableError),
+        (504, core.UpstreamFailureError),
+    ],
+)
+def test_each_status_has_its_own_error(status: int, error: type[core.SuiteError]) -> None:
+    answer = httpx.Response(status, headers={"Retry-After": "0"}, json={"error": {"message": "no", "code": "c"}})
+    client = core.EmbeddingClient("http://x", retries=0, transport=httpx.MockTransport(lambda request: answer))
+    with pytest.raises(error) as raised:
+        client.similarity("a", "b")
+    assert type(raised.value) is error and raised.value.status == status and raised.value.code == "c"
 
 
 def test_tts_client(tts: core.TTSClient, tmp_path) -> None:
@@ -108,10 +146,10 @@ def test_tts_client(tts: core.TTSClient, tmp_path) -> None:
     streamed = b"".join(chunks)
     assert streamed[:4] == b"RIFF" and len(streamed) > 44 + 24000
     assert tts.styles()["default"] == "style1"
-    with pytest.raises(core.BadRequest, match="unknown style") as bad:
+    with pytest.raises(core.InvalidRequestError, match="unknown style") as bad:
         tts.synthesize("hi", style="style9")
     assert bad.value.request_id
-    with pytest.raises(core.BadRequest, match="empty"):
+    with pytest.raises(core.InvalidRequestError, match="empty"):
         list(tts.synthesize_stream("  "))
 
 
