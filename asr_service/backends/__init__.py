@@ -19,6 +19,7 @@ BACKENDS: BackendRegistry[AsrBackend] = BackendRegistry(
     {
         "whisper": "asr_service.backends.whisper:WhisperBackend",
         "sensevoice": "asr_service.backends.sensevoice:SenseVoiceBackend",
+        "fake": "asr_service.backends.fake:FakeAsrBackend",  # tests: no weights
     },
 )
 

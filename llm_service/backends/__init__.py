@@ -16,6 +16,7 @@ BACKENDS: BackendRegistry[ChatBackend] = BackendRegistry(
     {
         "llama_cpp": "llm_service.backends.llama_cpp:LlamaCppBackend",
         "openai_upstream": "llm_service.backends.openai_upstream:OpenAIUpstreamBackend",
+        "fake": "llm_service.backends.fake:FakeChatBackend",  # tests: no weights
     },
 )
 

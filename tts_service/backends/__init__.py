@@ -21,6 +21,7 @@ BACKENDS: BackendRegistry[TtsBackend] = BackendRegistry(
     {
         "offline": "tts_service.backends.offline:OfflineBackend",
         "indextts": "tts_service.backends.indextts:IndexTtsBackend",
+        "fake": "tts_service.backends.fake:FakeTtsBackend",  # tests: no weights
     },
 )
 
