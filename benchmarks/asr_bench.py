@@ -26,8 +26,8 @@ import numpy as np  # noqa: E402
 
 from asr_service.backends.whisper import WhisperOptions, prepare_bundled_base  # noqa: E402
 from asr_service.settings import AsrSettings  # noqa: E402
-from tests.audio_fixtures import librivox_clips, long_speech, wav_bytes, word_error_rate  # noqa: E402
-from tests.servers import launch  # noqa: E402
+from harness.launch import launch  # noqa: E402
+from harness.speech import librivox_clips, long_speech, wav_bytes, word_error_rate  # noqa: E402
 
 
 def workload() -> list[tuple[str, bytes, float, str]]:

@@ -26,7 +26,7 @@ sys.path.insert(0, str(REPO))
 
 from embedding_service.backends import BACKENDS  # noqa: E402
 from embedding_service.settings import EmbeddingSettings  # noqa: E402
-from tests.servers import launch  # noqa: E402
+from harness.launch import launch  # noqa: E402
 
 WORDS = [
     *[

@@ -1,6 +1,6 @@
 """A larger schemathesis run (random seed) against running services; the test suite runs a small one.
 
-    .venv/bin/python benchmarks/fuzz.py [--examples 100] [embedding asr llm tts]
+    .venv/bin/python benchmarks/fuzz.py [--examples 100] [NAME ...]   # default: every service
 
 Needs the services up (scripts/start_all.sh). Exit code 1 if any service answered 5xx or broke its schema.
 """
@@ -15,14 +15,13 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from common.services import SERVICES  # noqa: E402
-from tests.servers import RunningService  # noqa: E402
-from tests.test_fuzz import fuzz  # noqa: E402
+from harness.launch import RunningService, fuzz  # noqa: E402
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--examples", type=int, default=100)
-    parser.add_argument("names", nargs="*", default=["embedding", "asr", "llm", "tts"])
+    parser.add_argument("names", nargs="*", default=list(SERVICES))
     args = parser.parse_args()
     failed = False
     for name in args.names:

@@ -29,9 +29,9 @@ sys.path.insert(0, str(REPO))
 import httpx  # noqa: E402
 import yaml  # noqa: E402
 
+from harness.launch import free_port, launch  # noqa: E402
 from llm_service.backends.llama_cpp import LlamaCppOptions, prepare_bundled_qwen  # noqa: E402
 from llm_service.settings import LlmSettings  # noqa: E402
-from tests.servers import free_port, launch  # noqa: E402
 
 PROMPTS = [
     "Write a Python function that checks whether a string is a palindrome, with a docstring.",

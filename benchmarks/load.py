@@ -27,7 +27,7 @@ sys.path.insert(0, str(REPO / "scripts"))
 import httpx  # noqa: E402
 
 from common.services import SERVICES  # noqa: E402
-from tests.audio_fixtures import librivox_clips  # noqa: E402
+from harness.speech import librivox_clips  # noqa: E402
 
 Request = Callable[[httpx.Client, random.Random], httpx.Response]
 TEXTS = [

@@ -24,7 +24,7 @@ sys.path.insert(0, str(REPO))
 
 import httpx  # noqa: E402
 
-from tests.servers import launch  # noqa: E402
+from harness.launch import launch  # noqa: E402
 from tts_service.engine import TtsEngine  # noqa: E402
 from tts_service.settings import TtsSettings  # noqa: E402
 

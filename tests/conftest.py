@@ -1,9 +1,12 @@
-"""Shared fixtures: clean env, real models loaded once per session, real gunicorn services.
+"""Shared fixtures: clean env, real models loaded once per session, real gunicorn services, fake backends.
 
-Each service ``X`` gets four fixtures: ``X_settings`` (the shipped offline config, without env
-overrides), ``X_engine`` (its real models, loaded once per session), ``X_client`` (a Flask test client
-on a fresh app around that engine) and ``X_server`` (the service under real gunicorn, started by
-scripts/services.py on a free port, once per session).
+Each service ``X`` of ``common.services.SERVICES`` gets four fixtures: ``X_settings`` (the shipped
+offline config, without env overrides), ``X_engine`` (its real models, loaded once per session),
+``X_client`` (a Flask test client on a fresh app around that engine) and ``X_server`` (the service
+under real gunicorn, started by scripts/services.py on a free port, once per session).
+
+``fake_app(name, **settings)`` builds a service's app on its ``fake`` backend (no weights, ready in
+milliseconds) for route and error tests that don't need a real model.
 """
 
 from __future__ import annotations
@@ -13,24 +16,14 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from flask import Flask
 
-from asr_service.app import create_app as create_asr_app
-from asr_service.engine import AsrEngine
-from asr_service.settings import AsrSettings
 from common.lifecycle import ModelEngine
+from common.services import SERVICES, SUITE_ENV_PREFIXES, Service
 from common.settings import ServiceSettings
-from embedding_service.app import create_app as create_embedding_app
-from embedding_service.engine import EmbeddingEngine
-from embedding_service.settings import EmbeddingSettings
-from llm_service.app import create_app as create_llm_app
-from llm_service.engine import LlmEngine
-from llm_service.settings import LlmSettings
-from tests.servers import RunningService, launch
-from tts_service.app import create_app as create_tts_app
-from tts_service.engine import TtsEngine
-from tts_service.settings import TtsSettings
+from harness.launch import RunningService, launch
 
-SUITE_ENV_PREFIXES = ("EMBEDDING", "ASR", "LLM", "TTS", "SUITE_")
+FAKE_MODEL = "fake-model"
 
 
 def _suite_env_vars() -> list[str]:
@@ -52,21 +45,17 @@ def _shipped(settings_class: type[ServiceSettings]) -> ServiceSettings:
         os.environ.update(saved)
 
 
-def service_fixtures(
-    name: str,
-    settings_class: type[ServiceSettings],
-    engine_class: Callable[[Any], ModelEngine],
-    create_app: Callable[..., Any],
-) -> tuple[Any, Any, Any, Any]:
-    """The four fixtures of service ``name`` (see the module docstring)."""
+def service_fixtures(service: Service) -> tuple[Any, Any, Any, Any]:
+    """The four fixtures of ``service`` (see the module docstring)."""
+    name = service.name
 
     @pytest.fixture(scope="session", name=f"{name}_settings")
     def settings() -> ServiceSettings:
-        return _shipped(settings_class)
+        return _shipped(service.settings_class())
 
     @pytest.fixture(scope="session", name=f"{name}_engine")
     def engine(request: pytest.FixtureRequest) -> Iterator[ModelEngine]:
-        loaded = engine_class(request.getfixturevalue(f"{name}_settings"))
+        loaded = service.engine_class()(request.getfixturevalue(f"{name}_settings"))
         loaded.start(background=False)
         assert loaded.status == "ready", loaded.load_error
         yield loaded
@@ -74,20 +63,55 @@ def service_fixtures(
 
     @pytest.fixture(name=f"{name}_client")
     def client(request: pytest.FixtureRequest) -> Any:
+        create_app = service.create_app()
         app = create_app(request.getfixturevalue(f"{name}_settings"), engine=request.getfixturevalue(f"{name}_engine"))
         return app.test_client()
 
     @pytest.fixture(scope="session", name=f"{name}_server")
     def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningService]:
-        with launch(name, tmp_path_factory.mktemp(f"{name}-run")) as service:
-            yield service
+        with launch(name, tmp_path_factory.mktemp(f"{name}-run")) as running:
+            yield running
 
     return settings, engine, client, server
 
 
-embedding_settings, embedding_engine, embedding_client, embedding_server = service_fixtures(
-    "embedding", EmbeddingSettings, EmbeddingEngine, create_embedding_app
-)
-asr_settings, asr_engine, asr_client, asr_server = service_fixtures("asr", AsrSettings, AsrEngine, create_asr_app)
-llm_settings, llm_engine, llm_client, llm_server = service_fixtures("llm", LlmSettings, LlmEngine, create_llm_app)
-tts_settings, tts_engine, tts_client, tts_server = service_fixtures("tts", TtsSettings, TtsEngine, create_tts_app)
+for _service in SERVICES.values():  # pytest finds fixtures among the module's names
+    for _index, _fixture in enumerate(service_fixtures(_service)):
+        globals()[f"{_service.name}_fixture_{_index}"] = _fixture
+
+
+def fake_settings(name: str, **update: Any) -> ServiceSettings:
+    """Service ``name``'s shipped settings on its ``fake`` backend (model ``fake-model``), with ``update`` merged in.
+
+    A single-model service keeps its aliases; the embedding service serves ``fake-model`` (alias
+    ``fake-alias``) and ``fake-small``.
+    """
+    service = SERVICES[name]
+    data = _shipped(service.settings_class()).model_dump()
+    if "models" in data:
+        fake = {"backend": "fake", "aliases": ["fake-alias"]}
+        data.update(models={FAKE_MODEL: fake, "fake-small": {"backend": "fake"}}, default_model=FAKE_MODEL)
+    else:
+        data.update(backend="fake", model_name=FAKE_MODEL, options={})
+    for key, value in update.items():
+        data[key] = {**data[key], **value} if isinstance(value, dict) and isinstance(data.get(key), dict) else value
+    return service.settings_class().model_validate(data)
+
+
+@pytest.fixture
+def fake_app() -> Iterator[Callable[..., Flask]]:
+    """``fake_app(name, **settings_update)``: an app on the fake backend, loaded; closed after the test."""
+    engines: list[ModelEngine] = []
+
+    def build(name: str, **update: Any) -> Flask:
+        service = SERVICES[name]
+        settings = fake_settings(name, **update)
+        engine = service.engine_class()(settings)
+        engines.append(engine)
+        engine.start(background=False)
+        assert engine.status == "ready", engine.load_error
+        return service.create_app()(settings, engine=engine)
+
+    yield build
+    for engine in engines:
+        engine.close()

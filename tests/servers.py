@@ -1,83 +1,12 @@
-"""Boot services the way users do (scripts/services.py -> gunicorn) on free ports, for tests and benchmarks."""
+"""The README's curl examples, run against a started service."""
 
 from __future__ import annotations
 
-import contextlib
-import os
 import re
-import socket
 import subprocess
-import sys
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
-REPO = Path(__file__).resolve().parent.parent
-SERVICES_PY = REPO / "scripts" / "services.py"
-
-
-@dataclass
-class RunningService:
-    """A started service: its URL, pid file and log."""
-
-    name: str
-    url: str
-    run_dir: Path
-    env: dict[str, str]
-
-    @property
-    def log_path(self) -> Path:
-        return self.run_dir / f"{self.name}.log"
-
-    @property
-    def pid(self) -> int:
-        return int((self.run_dir / f"{self.name}.pid").read_text())
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-
-def free_port() -> int:
-    """A TCP port nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def write_config(base: str, path: Path, overrides: dict) -> Path:
-    """Copy ``configs/<base>.yaml`` with ``overrides`` merged in (nested dicts merge, the rest replaces)."""
-
-    def merge(into: dict, new: dict) -> dict:
-        for key, value in new.items():
-            if isinstance(value, dict) and isinstance(into.get(key), dict):
-                merge(into[key], value)
-            else:
-                into[key] = value
-        return into
-
-    data = yaml.safe_load((REPO / "configs" / f"{base}.yaml").read_text())
-    path.write_text(yaml.safe_dump(merge(data, overrides), allow_unicode=True))
-    return path
-
-
-@contextlib.contextmanager
-def launch(
-    name: str, run_dir: Path, env: dict[str, str] | None = None, timeout: float = 300
-) -> Iterator[RunningService]:
-    """Start service ``name`` with scripts/services.py on a free port; stop it (SIGTERM) on exit."""
-    port = free_port()
-    full_env = {**os.environ, **(env or {}), "SUITE_RUN_DIR": str(run_dir), f"{name.upper()}_PORT": str(port)}
-    command = [sys.executable, str(SERVICES_PY), "--wait", str(timeout)]
-    started = subprocess.run([*command, "start", name], env=full_env, capture_output=True, text=True)
-    if started.returncode != 0:
-        raise RuntimeError(f"{name} did not start:\n{started.stdout}\n{started.stderr}")
-    service = RunningService(name, f"http://127.0.0.1:{port}", run_dir, full_env)
-    try:
-        yield service
-    finally:
-        subprocess.run([*command, "stop", name], env=full_env, capture_output=True, text=True)
+from harness.launch import REPO, RunningService
 
 
 def readme_curls(default_port: int) -> list[str]:

@@ -14,13 +14,19 @@ from asr_service.backends.sensevoice import SenseVoiceBackend, parse_rich_text
 from asr_service.settings import AsrSettings
 from common.bundled import assemble
 from common.settings import ConfigError
-from tests.audio_fixtures import encode, librivox_clips, long_speech, read_wav, wav_bytes, word_error_rate
+from harness.speech import encode, librivox_clips, long_speech, read_wav, wav_bytes, word_error_rate
 
 CLIPS = librivox_clips()
 
 
 def _post(client, path: str, audio: bytes, name: str = "speech.wav", **fields):
     return client.post(path, data={"file": (io.BytesIO(audio), name), **fields}, content_type="multipart/form-data")
+
+
+@pytest.fixture
+def fake_client(fake_app):
+    """The asr routes on the fake backend: no weights, for route and error tests."""
+    return fake_app("asr").test_client()
 
 
 @pytest.fixture(scope="module")
@@ -85,18 +91,18 @@ def test_other_formats_transcribe(asr_client, container: str, codec: str, rate: 
     ("audio", "code"),
     [(b"", "empty_audio"), (b"just text, named .wav\n" * 20, "invalid_audio"), (wav_bytes([]), "empty_audio")],
 )
-def test_bad_audio_is_400(asr_client, audio: bytes, code: str) -> None:
+def test_bad_audio_is_400(fake_client, audio: bytes, code: str) -> None:
     for path in ("/asr", "/asr/stream", "/v1/audio/transcriptions"):
-        response = _post(asr_client, path, audio, **({"model": "whisper-1"} if path.startswith("/v1") else {}))
+        response = _post(fake_client, path, audio, **({"model": "whisper-1"} if path.startswith("/v1") else {}))
         assert response.status_code == 400, (path, response.json)
         assert response.json["error"]["code"] == code
         assert response.json["error"]["param"] == "file"
 
 
-def test_missing_file_and_wrong_body(asr_client) -> None:
-    no_file = asr_client.post("/asr", data={"language": "en"}, content_type="multipart/form-data")
+def test_missing_file_and_wrong_body(fake_client) -> None:
+    no_file = fake_client.post("/asr", data={"language": "en"}, content_type="multipart/form-data")
     assert no_file.status_code == 400 and no_file.json["error"]["param"] == "file"
-    as_json = asr_client.post("/asr", json={"file": "speech.wav"})
+    as_json = fake_client.post("/asr", json={"file": "speech.wav"})
     assert as_json.status_code == 400 and as_json.json["error"]["code"] == "missing_file"
 
 
@@ -110,14 +116,14 @@ def test_missing_file_and_wrong_body(asr_client) -> None:
         ({"timestamp_granularities[]": "sentence"}, "timestamp_granularities"),
     ],
 )
-def test_bad_options_name_the_field(asr_client, fields: dict, param: str) -> None:
-    response = _post(asr_client, "/v1/audio/transcriptions", CLIPS[1][0].read_bytes(), **fields)
+def test_bad_options_name_the_field(fake_client, fields: dict, param: str) -> None:
+    response = _post(fake_client, "/v1/audio/transcriptions", CLIPS[1][0].read_bytes(), **fields)
     assert response.status_code == 400, response.json
     assert response.json["error"]["param"].startswith(param)
 
 
-def test_unknown_model_is_404(asr_client) -> None:
-    response = _post(asr_client, "/v1/audio/transcriptions", CLIPS[1][0].read_bytes(), model="gpt-4o-transcribe")
+def test_unknown_model_is_404(fake_client) -> None:
+    response = _post(fake_client, "/v1/audio/transcriptions", CLIPS[1][0].read_bytes(), model="gpt-4o-transcribe")
     assert response.status_code == 404
     assert "whisper-1" in response.json["error"]["message"]
 
@@ -166,10 +172,10 @@ def test_silence_gives_empty_text_quickly(asr_client) -> None:
     assert response.status_code == 200 and response.json["text"] == ""
 
 
-def test_no_temp_files_are_left(asr_client) -> None:
+def test_no_temp_files_are_left(fake_client) -> None:
     before = set(Path(tempfile.gettempdir()).iterdir())
-    _post(asr_client, "/asr", CLIPS[1][0].read_bytes() * 3)  # > 500 KB: werkzeug would spool it to disk
-    _post(asr_client, "/asr", b"garbage" * 100_000)
+    _post(fake_client, "/asr", CLIPS[1][0].read_bytes() * 3)  # > 500 KB: werkzeug would spool it to disk
+    _post(fake_client, "/asr", b"garbage" * 100_000)
     assert set(Path(tempfile.gettempdir()).iterdir()) - before == set()
 
 

@@ -11,8 +11,9 @@ import httpx
 import openai
 import pytest
 
-from tests.audio_fixtures import librivox_clips, long_speech, wav_bytes, word_error_rate
-from tests.servers import RunningService, launch, run_readme_curls
+from harness.launch import RunningService, launch
+from harness.speech import librivox_clips, long_speech, wav_bytes, word_error_rate
+from tests.servers import run_readme_curls
 
 pytestmark = pytest.mark.slow
 CLIP, REFERENCE = librivox_clips()[1]

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from common.audio import AudioError, decode_audio
-from tests.audio_fixtures import encode, librivox_clips, read_wav, wav_bytes
+from harness.speech import encode, librivox_clips, read_wav, wav_bytes
 
 SPEECH = read_wav(librivox_clips()[1][0])  # 3 s
 

@@ -8,9 +8,9 @@ import pytest
 import core
 from asr_service.app import create_app as create_asr_app
 from embedding_service.app import create_app as create_embedding_app
+from harness.launch import free_port
+from harness.speech import assert_speech, librivox_clips, long_speech, parse_wav, wav_bytes, word_error_rate
 from llm_service.app import create_app as create_llm_app
-from tests.audio_fixtures import assert_speech, librivox_clips, long_speech, parse_wav, wav_bytes, word_error_rate
-from tests.servers import free_port
 from tts_service.app import create_app as create_tts_app
 
 

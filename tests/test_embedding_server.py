@@ -11,7 +11,8 @@ import numpy as np
 import openai
 import pytest
 
-from tests.servers import RunningService, launch, run_readme_curls
+from harness.launch import RunningService, launch
+from tests.servers import run_readme_curls
 
 pytestmark = pytest.mark.slow
 

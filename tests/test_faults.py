@@ -13,8 +13,8 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.audio_fixtures import long_speech, wav_bytes
-from tests.servers import REPO, launch
+from harness.launch import REPO, launch
+from harness.speech import long_speech, wav_bytes
 
 pytestmark = [pytest.mark.slow, pytest.mark.faults]
 

@@ -11,11 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from asr_service.app import create_app as create_asr_app
-from embedding_service.app import create_app as create_embedding_app
-from llm_service.app import create_app as create_llm_app
-from tests.audio_fixtures import encode, silent_flac
-from tts_service.app import create_app as create_tts_app
+from common.services import SERVICES
+from harness.speech import encode, silent_flac
 
 DEEP_JSON = b"[" * 50_000 + b"]" * 50_000
 BAD_UTF8 = b'{"texts": ["\xff\xfe\xfd"]}'
@@ -63,15 +60,15 @@ AUDIO_CASES = [
 
 
 @pytest.fixture(scope="module")
-def clients(
-    embedding_settings, embedding_engine, asr_settings, asr_engine, llm_settings, llm_engine, tts_settings, tts_engine
-):
-    return {
-        "embedding": create_embedding_app(embedding_settings, engine=embedding_engine).test_client(),
-        "asr": create_asr_app(asr_settings, engine=asr_engine).test_client(),
-        "llm": create_llm_app(llm_settings, engine=llm_engine).test_client(),
-        "tts": create_tts_app(tts_settings, engine=tts_engine).test_client(),
+def clients(request: pytest.FixtureRequest) -> dict:
+    """A test client per service around its real engine (hostile text reaches the real models)."""
+    apps = {
+        name: service.create_app()(
+            request.getfixturevalue(f"{name}_settings"), engine=request.getfixturevalue(f"{name}_engine")
+        )
+        for name, service in SERVICES.items()
     }
+    return {name: app.test_client() for name, app in apps.items()}
 
 
 JSON_ROUTES = [
@@ -109,8 +106,8 @@ def test_hostile_json_bodies(clients, service: str, path: str) -> None:
 
 
 @pytest.mark.parametrize("path", AUDIO_ROUTES)
-def test_hostile_audio_uploads(clients, path: str) -> None:
-    client = clients["asr"]
+def test_hostile_audio_uploads(fake_app, path: str) -> None:  # refused before any model runs
+    client = fake_app("asr", aliases=["whisper-1"]).test_client()
     before = set(Path(tempfile.gettempdir()).iterdir())
     for name, audio in AUDIO_CASES:
         response = client.post(
@@ -130,8 +127,8 @@ def test_hostile_audio_uploads(clients, path: str) -> None:
 
 
 @pytest.mark.parametrize("path", ["/synthesize", "/synthesize/stream"])
-def test_hostile_reference_recordings(clients, path: str) -> None:
-    client = clients["tts"]
+def test_hostile_reference_recordings(fake_app, path: str) -> None:  # refused before any model runs
+    client = fake_app("tts").test_client()
     before = set(Path(tempfile.gettempdir()).iterdir())
     for name, audio in AUDIO_CASES:
         fields = {"text": "你好", "prompt_audio": (io.BytesIO(audio), "a.wav")}
@@ -145,9 +142,9 @@ def test_hostile_reference_recordings(clients, path: str) -> None:
     assert set(Path(tempfile.gettempdir()).iterdir()) - before == set()
 
 
-@pytest.mark.parametrize("service", ["embedding", "asr", "llm", "tts"])
-def test_path_and_method_tricks(clients, service: str) -> None:
-    client = clients[service]
+@pytest.mark.parametrize("service", list(SERVICES))
+def test_path_and_method_tricks(fake_app, service: str) -> None:
+    client = fake_app(service).test_client()
     for path in ("/../../etc/passwd", "/%2e%2e/%2e%2e/etc/passwd", "/v1/../../etc/shadow", "/\x00", "/" + "a" * 5000):
         response = client.get(path)
         _check(client, response)

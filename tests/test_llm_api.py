@@ -14,6 +14,12 @@ def _user(text: str) -> list[dict]:
     return [{"role": "user", "content": text}]
 
 
+@pytest.fixture
+def fake_client(fake_app):
+    """The llm routes on the fake backend: no weights, for route and error tests."""
+    return fake_app("llm").test_client()
+
+
 def test_health_has_the_seed_shape(llm_client) -> None:
     body = llm_client.get("/health").json
     assert body["status"] == "ok" and body["model"] == "Qwen2.5-Coder-0.5B-Instruct"
@@ -133,17 +139,17 @@ def test_tools_are_accepted(llm_client) -> None:
         ({"messages": [{"role": "user", "content": "hi"}], "stop": ""}, "stop"),
     ],
 )
-def test_bad_requests_name_the_field(llm_client, body: dict, param: str) -> None:
+def test_bad_requests_name_the_field(fake_client, body: dict, param: str) -> None:
     for path in ("/api/chat", "/api/chat/stream", "/v1/chat/completions"):
-        response = llm_client.post(path, json=body)
+        response = fake_client.post(path, json=body)
         assert response.status_code == 400, (path, response.json)
         assert response.json["error"]["param"].startswith(param), response.json
 
 
-def test_unknown_model_is_404(llm_client) -> None:
-    response = llm_client.post("/api/chat", json={"model": "gpt-5", "messages": _user("hi")})
+def test_unknown_model_is_404(fake_client) -> None:
+    response = fake_client.post("/api/chat", json={"model": "gpt-5", "messages": _user("hi")})
     assert response.status_code == 404
-    assert "Qwen2.5-Coder-0.5B-Instruct" in response.json["error"]["message"]
+    assert "fake-model" in response.json["error"]["message"]
 
 
 def test_prompt_over_the_context_is_400(llm_client) -> None:
@@ -165,8 +171,8 @@ def test_prompt_over_the_context_is_400(llm_client) -> None:
         ({"tool_choice": "always"}, "tool_choice"),
     ],
 )
-def test_malformed_structured_fields_are_400(llm_client, extra: dict, param: str) -> None:
-    response = llm_client.post("/v1/chat/completions", json={"messages": _user("hi"), "max_tokens": 4, **extra})
+def test_malformed_structured_fields_are_400(fake_client, extra: dict, param: str) -> None:
+    response = fake_client.post("/v1/chat/completions", json={"messages": _user("hi"), "max_tokens": 4, **extra})
     assert response.status_code == 400, response.json
     assert response.json["error"]["param"].startswith(param.split(".")[0])
 

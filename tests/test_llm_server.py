@@ -17,7 +17,8 @@ import openai
 import pytest
 import yaml
 
-from tests.servers import RunningService, free_port, launch, run_readme_curls
+from harness.launch import RunningService, free_port, launch
+from tests.servers import run_readme_curls
 
 pytestmark = pytest.mark.slow
 HI = [{"role": "user", "content": "Say hello in one short sentence."}]

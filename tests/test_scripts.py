@@ -8,7 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.servers import REPO
+from common.services import SERVICES, SUITE_ENV_PREFIXES
+from harness.launch import REPO
 
 
 def _services(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -17,7 +18,7 @@ def _services(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[st
 
 
 def _env(run_dir: Path, **extra: str) -> dict[str, str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("EMBEDDING", "ASR", "LLM", "TTS", "SUITE_"))}
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(SUITE_ENV_PREFIXES)}
     return {**clean, "SUITE_RUN_DIR": str(run_dir), **extra}
 
 
@@ -34,7 +35,7 @@ def test_a_port_in_use_gives_a_clear_message(tmp_path: Path) -> None:
 
 def test_stop_and_status_when_nothing_runs(tmp_path: Path) -> None:
     stopped = _services("stop", env=_env(tmp_path))
-    assert stopped.returncode == 0 and stopped.stdout.count("not running") == 4
+    assert stopped.returncode == 0 and stopped.stdout.count("not running") == len(SERVICES)
     status = _services("status", "embedding", env=_env(tmp_path, EMBEDDING_PORT="1"))
     assert status.returncode == 3 and "down" in status.stdout
 
@@ -42,3 +43,4 @@ def test_stop_and_status_when_nothing_runs(tmp_path: Path) -> None:
 def test_unknown_service_is_refused(tmp_path: Path) -> None:
     done = _services("start", "vision", env=_env(tmp_path))
     assert done.returncode == 2 and "unknown service" in done.stderr
+

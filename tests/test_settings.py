@@ -8,7 +8,7 @@ import pytest
 
 from common.settings import ConfigError
 from embedding_service.settings import EmbeddingSettings
-from tests.servers import write_config
+from harness.launch import write_config
 
 
 def test_shipped_config_loads(embedding_settings: EmbeddingSettings) -> None:

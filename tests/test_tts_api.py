@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from common.settings import ConfigError
-from tests.audio_fixtures import assert_speech, librivox_clips, parse_wav, read_wav, wav_bytes
+from harness.speech import assert_speech, librivox_clips, parse_wav, read_wav, wav_bytes
 from tts_service.backends import SynthesisParams
 from tts_service.engine import TtsEngine, load_presets
 from tts_service.offline import prosody
@@ -30,6 +30,12 @@ def _pitch(samples: np.ndarray, rate: int) -> float:
     pitch = prosody.median_pitch(samples, rate)
     assert pitch is not None
     return pitch
+
+
+@pytest.fixture
+def fake_client(fake_app):
+    """The tts routes on the fake backend: no weights, for route and error tests."""
+    return fake_app("tts").test_client()
 
 
 def test_seed_request_returns_a_playable_wav(tts_client) -> None:
@@ -208,8 +214,8 @@ def test_openai_speech_sse(tts_client) -> None:
         ({"input": "hi", "unknown": 1}, 400, "unknown"),
     ],
 )
-def test_openai_speech_errors(tts_client, body: dict, status: int, param: str) -> None:
-    response = tts_client.post("/v1/audio/speech", json=body)
+def test_openai_speech_errors(fake_client, body: dict, status: int, param: str) -> None:
+    response = fake_client.post("/v1/audio/speech", json=body)
     assert response.status_code == status, response.data[:200]
     assert response.get_json()["error"]["param"] == param
 

@@ -11,8 +11,9 @@ import httpx
 import openai
 import pytest
 
-from tests.audio_fixtures import assert_speech, librivox_clips, parse_wav
-from tests.servers import RunningService, launch, run_readme_curls
+from harness.launch import RunningService, launch
+from harness.speech import assert_speech, librivox_clips, parse_wav
+from tests.servers import run_readme_curls
 
 pytestmark = pytest.mark.slow
 FIVE_SENTENCES = (

@@ -10,7 +10,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-DATA = Path(__file__).resolve().parent / "data"
+DATA = Path(__file__).resolve().parent.parent / "tests" / "data"
 LIBRIVOX = DATA / "librivox"
 
 
