@@ -4,7 +4,8 @@
     python scripts/services.py stop [NAME ...]
     python scripts/services.py status [NAME ...]
 
-Each service runs as one gunicorn master (pid file and log in ``$SUITE_RUN_DIR``, default ``run/``).
+Each service runs as one gunicorn master (pid file, the URL it serves on and its log in ``$SUITE_RUN_DIR``,
+default ``run/``).
 ``<NAME>_PORT`` (e.g. ``EMBEDDING_PORT``) overrides the configured port.
 """
 
@@ -98,6 +99,19 @@ def base_url(settings) -> str:
     return f"http://{'127.0.0.1' if host == '0.0.0.0' else host}:{settings.server.port}"
 
 
+def url_file(service: Service) -> Path:
+    """Where ``start`` records the URL a service was started on (removed by ``stop``)."""
+    return run_dir() / f"{service.name}.url"
+
+
+def running_url(service: Service, settings) -> str:
+    """The URL a running service serves on: what it was started with, not what this call's env asks for."""
+    try:
+        return url_file(service).read_text().strip() or base_url(settings)
+    except OSError:
+        return base_url(settings)
+
+
 def log_tail(service: Service, lines: int = 40) -> str:
     try:
         return "\n".join((run_dir() / f"{service.name}.log").read_text(errors="replace").splitlines()[-lines:])
@@ -111,7 +125,9 @@ def start(service: Service, wait: float) -> bool:
     url = base_url(settings)
     pid = read_pid(service)
     if pid is not None:
-        print(f"{service.name}: already running (pid {pid}) at {url}")
+        running = running_url(service, settings)
+        note = f" (not at {url}, which you asked for)" if running != url else ""
+        print(f"{service.name}: already running (pid {pid}) at {running}{note}")
         return True
     if port_in_use(settings.server.host, settings.server.port):
         print(
@@ -140,6 +156,7 @@ def start(service: Service, wait: float) -> bool:
             stdin=subprocess.DEVNULL,
             start_new_session=True,
         )
+    url_file(service).write_text(url + "\n")
     print(f"{service.name}: starting (pid {process.pid}), log {log_path}")
     deadline = time.monotonic() + wait
     while time.monotonic() < deadline:
@@ -180,6 +197,7 @@ def stop(service: Service, timeout: float = 60.0) -> bool:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, signal.SIGKILL)
     (run_dir() / f"{service.name}.pid").unlink(missing_ok=True)
+    url_file(service).unlink(missing_ok=True)
     print(f"{service.name}: stopped")
     return True
 
@@ -207,12 +225,13 @@ def rss_mib(pid: int) -> float:
 
 def status(service: Service) -> bool:
     settings = load_settings(service, service_env(service))
-    url = base_url(settings)
     pid = read_pid(service)
+    url = running_url(service, settings) if pid else base_url(settings)
     code, detail = probe(f"{url}/readyz")
     state = "ready" if code == 200 else (detail or "down")
     memory = f"{rss_mib(pid):.0f} MiB" if pid else "-"
-    print(f"{service.name:<10} {state:<9} pid={pid or '-':<8} port={settings.server.port:<6} rss={memory:<9} {url}")
+    port = url.rsplit(":", 1)[1]
+    print(f"{service.name:<10} {state:<9} pid={pid or '-':<8} port={port:<6} rss={memory:<9} {url}")
     return code == 200
 
 
@@ -236,7 +255,7 @@ def main() -> int:
         if ok:
             print("\nServices:")
             for s in services:
-                print(f"  {s.name:<10} {base_url(load_settings(s, service_env(s)))}")
+                print(f"  {s.name:<10} {running_url(s, load_settings(s, service_env(s)))}")
         return 0 if ok else 1
     if args.action == "stop":
         return 0 if all([stop(s) for s in services]) else 1

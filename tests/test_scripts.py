@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from common.services import SERVICES, SUITE_ENV_PREFIXES
-from harness.launch import REPO
+from harness.launch import REPO, free_port
 
 
 def _services(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -44,3 +44,23 @@ def test_unknown_service_is_refused(tmp_path: Path) -> None:
     done = _services("start", "vision", env=_env(tmp_path))
     assert done.returncode == 2 and "unknown service" in done.stderr
 
+
+def test_a_running_service_reports_the_port_it_runs_on(tmp_path: Path) -> None:
+    port, other = free_port(), free_port()
+    env = _env(tmp_path, ASR__BACKEND="fake", ASR_PORT=str(port))  # the fake backend: no weights to load
+    started = _services("start", "asr", env=env)
+    try:
+        assert started.returncode == 0, started.stdout + started.stderr
+        again = _services("start", "asr", env={**env, "ASR_PORT": str(other)})
+        assert again.returncode == 0, again.stderr
+        assert (
+            f"already running (pid {(tmp_path / 'asr.pid').read_text().strip()}) at http://127.0.0.1:{port}"
+            in again.stdout
+        )
+        assert f"not at http://127.0.0.1:{other}" in again.stdout
+        assert f"asr        http://127.0.0.1:{port}" in again.stdout  # the summary too
+        status = _services("status", "asr", env={**env, "ASR_PORT": str(other)})
+        assert status.returncode == 0 and f"port={port} " in status.stdout, status.stdout
+    finally:
+        stopped = _services("stop", "asr", env=env)
+    assert stopped.returncode == 0 and not (tmp_path / "asr.url").exists()
