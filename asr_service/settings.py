@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import ClassVar
 
 from pydantic import Field
-from pydantic_settings import SettingsConfigDict
 
 from asr_service.backends import BACKENDS
 from common.settings import ModelServiceSettings, QueueLimits
@@ -25,6 +24,5 @@ class AsrSettings(ModelServiceSettings):
 
     service_name: ClassVar[str] = "asr"
     backends = BACKENDS
-    model_config = SettingsConfigDict(env_prefix="ASR__", env_nested_delimiter="__", extra="forbid")
 
     limits: AsrLimits = AsrLimits()

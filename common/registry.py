@@ -23,12 +23,14 @@ def import_object(path: str) -> Any:
 class BackendRegistry(Mapping[str, str], Generic[B]):
     """Backend names of one service, each with the ``module:Class`` that implements it.
 
-    A read-only mapping (``name in BACKENDS``, ``sorted(BACKENDS)``) plus :meth:`create`.
+    ``BackendRegistry(__name__, whisper="whisper:WhisperBackend")`` in ``asr_service.backends`` names
+    ``asr_service.backends.whisper:WhisperBackend``. A read-only mapping (``name in BACKENDS``,
+    ``sorted(BACKENDS)``) plus :meth:`create`.
     """
 
-    def __init__(self, service: str, entries: dict[str, str]) -> None:
-        self.service = service
-        self._entries = dict(entries)
+    def __init__(self, package: str, **entries: str) -> None:
+        self.service = package.split(".")[0].removesuffix("_service")
+        self._entries = {name: f"{package}.{path}" for name, path in entries.items()}
 
     def __getitem__(self, name: str) -> str:
         return self._entries[name]

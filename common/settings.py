@@ -71,10 +71,17 @@ def check_queue_reachable(server: ServerSettings, max_waiting: int) -> None:
 
 
 class ServiceSettings(BaseSettings):
-    """Base of every service's settings. Subclasses set ``service_name`` and ``env_prefix``."""
+    """Base of every service's settings. Subclasses set ``service_name``; the env prefix follows from it."""
 
     service_name: ClassVar[str] = ""
     model_config = SettingsConfigDict(env_nested_delimiter="__", extra="forbid")
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        if cls.service_name and not cls.model_config.get("env_prefix"):
+            # each class has its own model_config dict; pydantic-settings reads it when settings are built
+            cls.model_config["env_prefix"] = f"{cls.service_name.upper()}__"
 
     server: ServerSettings
     cpu_threads: int = Field(default=2, ge=1, le=64)

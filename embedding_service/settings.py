@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any, ClassVar, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from pydantic_settings import SettingsConfigDict
 
 from common.settings import ServiceSettings
 from embedding_service.backends import BACKENDS, EmbeddingOptions
@@ -60,7 +59,6 @@ class EmbeddingSettings(ServiceSettings):
     """Everything the embedding service reads from config."""
 
     service_name: ClassVar[str] = "embedding"
-    model_config = SettingsConfigDict(env_prefix="EMBEDDING__", env_nested_delimiter="__", extra="forbid")
 
     models: dict[str, EmbeddingModelSettings] = Field(min_length=1)
     """Served models by name."""

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
-from pydantic_settings import SettingsConfigDict
 
 from common.settings import ModelServiceSettings, QueueLimits
 from llm_service.backends import BACKENDS
@@ -26,6 +25,7 @@ class LlmLimits(QueueLimits):
     """Input and queue bounds (the wait line applies to a local model only)."""
 
     max_messages: int = Field(default=512, ge=1)
+    """Most messages in one request."""
     max_input_chars: int = Field(default=200_000, ge=1)
     """Total characters over all messages."""
     max_tokens: int = Field(default=4096, ge=1)
@@ -37,7 +37,6 @@ class LlmSettings(ModelServiceSettings):
 
     service_name: ClassVar[str] = "llm"
     backends = BACKENDS
-    model_config = SettingsConfigDict(env_prefix="LLM__", env_nested_delimiter="__", extra="forbid")
 
     pass_through_models: bool = False
     """Upstream only: send any requested model name on to the upstream instead of answering 404."""

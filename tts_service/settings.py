@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import ClassVar
 
 from pydantic import Field
-from pydantic_settings import SettingsConfigDict
 
 from common.settings import REPO_ROOT, ModelServiceSettings, QueueLimits
 from tts_service.backends import BACKENDS
@@ -32,7 +31,6 @@ class TtsSettings(ModelServiceSettings):
 
     service_name: ClassVar[str] = "tts"
     backends = BACKENDS
-    model_config = SettingsConfigDict(env_prefix="TTS__", env_nested_delimiter="__", extra="forbid")
 
     voices_dir: Path = REPO_ROOT / "tts_service" / "voices"
     """Directory of ``<style>.yaml`` presets (and their reference recordings)."""

@@ -15,12 +15,7 @@ import numpy as np
 from common.registry import BackendRegistry
 
 BACKENDS: BackendRegistry[AsrBackend] = BackendRegistry(
-    "asr",
-    {
-        "whisper": "asr_service.backends.whisper:WhisperBackend",
-        "sensevoice": "asr_service.backends.sensevoice:SenseVoiceBackend",
-        "fake": "asr_service.backends.fake:FakeAsrBackend",  # tests: no weights
-    },
+    __name__, whisper="whisper:WhisperBackend", sensevoice="sensevoice:SenseVoiceBackend", fake="fake:FakeAsrBackend"
 )
 
 

