@@ -100,7 +100,7 @@ class AsrEngine(SingleModelEngine[AsrBackend]):
             info, segments = backend.transcribe(audio.samples, params)
         except Exception:
             lease.release()
-            self.observe_call(started, failed=True)
+            self.observe_call(started, "failed")
             raise
         watched = self._watch(segments, started, audio.duration)
         return TranscriptStream(self.settings.model_name, info, LeasedStream(watched, lease))
@@ -117,7 +117,7 @@ class AsrEngine(SingleModelEngine[AsrBackend]):
             outcome = "failed"
             raise
         finally:
-            self.observe_call(started, failed=outcome == "failed")
+            self.observe_call(started, outcome)
             seconds = time.perf_counter() - started
             if outcome == "stopped":
                 log.info("transcription stopped after %d segments, %.2f s: stream closed", count, seconds)

@@ -241,12 +241,15 @@ def create_service_app(
     app.extensions["suite"] = ServiceContext(name, settings, engine, ServiceMetrics(name), document, open_endpoints)
     app.before_request(_start_request)
     app.after_request(_finish_request)
+    app.teardown_request(_end_request)
     app.register_error_handler(ApiError, _api_error)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unhandled_error)
     metrics = app.extensions["suite"].metrics
     for queue, depth in engine.queue_depths().items():
         metrics.track_queue(queue, depth)
+    for queue, in_use in engine.models_in_use().items():
+        metrics.track_in_use(queue, in_use)
     if start_engine:
         engine.observer = metrics
         engine.start()
@@ -255,6 +258,7 @@ def create_service_app(
 
 def _start_request() -> None:
     g.started = time.perf_counter()
+    service_context().metrics.in_progress.labels(service_context().name).inc()
     _disable_nagle()
     context = service_context()
     settings = context.settings.server
@@ -337,6 +341,11 @@ def _finish_request(response: Response) -> Response:
             rule, request.method, response.status_code, time.perf_counter() - started
         )
     return response
+
+
+def _end_request(exc: BaseException | None) -> None:
+    if g.get("started") is not None:
+        service_context().metrics.in_progress.labels(service_context().name).dec()
 
 
 def _api_error(exc: ApiError) -> tuple[Response, int, dict[str, str]]:

@@ -6,7 +6,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from common.batching import BatchObserver
 from common.errors import ServiceUnavailable, model_not_found
@@ -14,6 +14,12 @@ from common.model_slot import ModelSlot
 from common.settings import ModelServiceSettings
 
 log = logging.getLogger("suite.engine")
+
+
+class EngineObserver(BatchObserver, Protocol):
+    """Receives the engine's model calls and stopped streams (the app's metrics)."""
+
+    def observe_stopped(self, queue: str) -> None: ...
 
 
 class ModelEngine:
@@ -28,7 +34,7 @@ class ModelEngine:
         self._load_error: str | None = None
         self._loader: threading.Thread | None = None
         self._closed = False
-        self.observer: BatchObserver | None = None
+        self.observer: EngineObserver | None = None
         """Receives one call per model call (the app's metrics); set before ``start()``."""
 
     def start(self, background: bool = True) -> None:
@@ -98,10 +104,19 @@ class ModelEngine:
         """Queue name -> function giving its current depth, for metrics (override)."""
         return {}
 
+    def models_in_use(self) -> dict[str, Callable[[], int]]:
+        """Queue name -> function giving 1 while its one-at-a-time model is taken, for metrics (override)."""
+        return {}
+
     def observe_batch(self, queue: str, size: int, seconds: float, failed: bool) -> None:
         """Report one model call of ``size`` items to :attr:`observer`, if any."""
         if self.observer is not None:
             self.observer.observe_batch(queue, size, seconds, failed)
+
+    def observe_stopped(self, queue: str) -> None:
+        """Report a stream whose consumer left before its end to :attr:`observer`, if any."""
+        if self.observer is not None:
+            self.observer.observe_stopped(queue)
 
     def close(self) -> None:
         """Release models and workers (override and call super)."""
@@ -168,9 +183,16 @@ class SingleModelEngine(ModelEngine, Generic[BackendT]):
         """Requests waiting for the model."""
         return {self.settings.model_name: self.slot.depth}
 
-    def observe_call(self, started: float, *, failed: bool) -> None:
-        """Report one model call that began at ``started`` (``time.perf_counter()``)."""
-        self.observe_batch(self.settings.model_name, 1, time.perf_counter() - started, failed)
+    def models_in_use(self) -> dict[str, Callable[[], int]]:
+        """Whether the model is taken."""
+        return {self.settings.model_name: self.slot.in_use}
+
+    def observe_call(self, started: float, outcome: str) -> None:
+        """Report one model call that began at ``started`` (``time.perf_counter()``) and ended ``outcome``:
+        ``done``, ``failed``, or ``stopped`` (a stream whose consumer left)."""
+        self.observe_batch(self.settings.model_name, 1, time.perf_counter() - started, outcome == "failed")
+        if outcome == "stopped":
+            self.observe_stopped(self.settings.model_name)
 
     def close(self) -> None:
         """Free the model."""

@@ -53,6 +53,24 @@ class ServiceMetrics:
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
+        self.in_progress = Gauge(
+            "http_requests_in_progress",
+            "Requests being answered now (a stream counts until its view returns).",
+            ["service"],
+            registry=self.registry,
+        )
+        self.in_use = Gauge(
+            "engine_model_in_use",
+            "1 while a model that serves one request at a time is taken.",
+            ["service", "queue"],
+            registry=self.registry,
+        )
+        self.streams_stopped = Counter(
+            "engine_streams_stopped_total",
+            "Streams closed before their end (the client left); their work was stopped.",
+            ["service", "queue"],
+            registry=self.registry,
+        )
         self.engine_errors = Counter(
             "engine_errors_total",
             "Model calls that raised.",
@@ -68,6 +86,14 @@ class ServiceMetrics:
     def track_queue(self, queue: str, depth: Callable[[], int]) -> None:
         """Export ``depth()`` as the queue's current depth at scrape time."""
         self.queue_depth.labels(self.service, queue).set_function(depth)
+
+    def track_in_use(self, queue: str, in_use: Callable[[], int]) -> None:
+        """Export ``in_use()`` (0 or 1) as whether the queue's model is taken, at scrape time."""
+        self.in_use.labels(self.service, queue).set_function(in_use)
+
+    def observe_stopped(self, queue: str) -> None:
+        """Count one stream whose consumer left before its end."""
+        self.streams_stopped.labels(self.service, queue).inc()
 
     def observe_batch(self, queue: str, size: int, seconds: float, failed: bool) -> None:
         """Record one model call of ``size`` items."""

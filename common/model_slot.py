@@ -30,6 +30,10 @@ class ModelSlot:
         """Callers waiting for the model."""
         return self._waiting
 
+    def in_use(self) -> int:
+        """1 while a caller holds the model, else 0."""
+        return int(self._lock.locked())
+
     def acquire(self) -> Lease:
         """Wait for the model and return a lease; release it exactly once (``Lease.release``).
 

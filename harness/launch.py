@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import socket
 import subprocess
 import sys
+import time
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +39,30 @@ class RunningService:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+    def metric(self, name: str, **labels: str) -> float:
+        """The sum of a metric's samples whose labels include ``labels`` (0 if none), from ``/metrics``."""
+        return metric_value(urllib.request.urlopen(f"{self.url}/metrics", timeout=10).read().decode(), name, **labels)
+
+    def wait_for_metric(self, name: str, at_least: float, timeout: float = 60, **labels: str) -> float:
+        """Wait until the service reports ``name`` at ``at_least`` or more: an event the service exposes, not a
+        sleep. Returns the value; raises ``TimeoutError`` if it never gets there."""
+        deadline = time.monotonic() + timeout
+        while (value := self.metric(name, **labels)) < at_least:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{self.name}: {name}{labels} stayed at {value} (< {at_least}) for {timeout} s")
+            time.sleep(0.05)
+        return value
+
+
+def metric_value(text: str, name: str, **labels: str) -> float:
+    """Sum the samples of metric ``name`` in a Prometheus text exposition whose labels include ``labels``."""
+    total = 0.0
+    for match in re.finditer(rf"^{re.escape(name)}(?:\{{(.*?)\}})? (\S+)$", text, re.M):
+        found = dict(re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', match.group(1) or ""))
+        if all(found.get(key) == value for key, value in labels.items()):
+            total += float(match.group(2))
+    return total
 
 
 def free_port() -> int:

@@ -93,7 +93,7 @@ class LlmEngine(SingleModelEngine[ChatBackend]):
             failed = False
         finally:
             lease.release()
-            self.observe_call(started, failed=failed)
+            self.observe_call(started, "failed" if failed else "done")
         completion["model"] = self.served_name(params)
         return completion
 
@@ -111,7 +111,7 @@ class LlmEngine(SingleModelEngine[ChatBackend]):
             first = next(chunks, None)
         except Exception:
             lease.release()
-            self.observe_call(started, failed=True)
+            self.observe_call(started, "failed")
             raise
         head = [] if first is None else [first]
         return LeasedStream(self._renamed(itertools.chain(head, chunks), params, started, chunks), lease)
@@ -135,7 +135,7 @@ class LlmEngine(SingleModelEngine[ChatBackend]):
                 close()
             if outcome == "stopped":
                 log.info("generation stopped after %.2f s: stream closed (client gone?)", time.perf_counter() - started)
-            self.observe_call(started, failed=outcome == "failed")
+            self.observe_call(started, outcome)
 
     def _acquire(self) -> tuple[ChatBackend, Lease]:
         self.ensure_ready()

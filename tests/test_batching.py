@@ -81,16 +81,17 @@ def test_one_bad_item_fails_alone_and_worker_survives() -> None:
 
 
 def test_full_queue_is_overloaded_then_recovers() -> None:
-    release = threading.Event()
+    release, taken = threading.Event(), threading.Event()
 
     def slow(items: list[str]) -> list[str]:
+        taken.set()
         release.wait(5)
         return items
 
     batcher = MicroBatcher(slow, name="t", max_batch_size=1, max_queue=2)
     try:
         first = batcher.submit(["a"])  # taken by the worker, which now blocks
-        time.sleep(0.05)
+        assert taken.wait(5)
         queued = batcher.submit(["b", "c"])
         with pytest.raises(Overloaded) as info:
             batcher.submit(["d"])
@@ -107,15 +108,18 @@ def test_timeout_cancels_queued_items() -> None:
     release = threading.Event()
     seen: list[str] = []
 
+    taken = threading.Event()
+
     def slow(items: list[str]) -> list[str]:
         seen.extend(items)
+        taken.set()
         release.wait(5)
         return items
 
     batcher = MicroBatcher(slow, name="t", max_batch_size=1)
     try:
         batcher.submit(["blocker"])
-        time.sleep(0.05)
+        assert taken.wait(5)  # the worker has taken the blocker
         with pytest.raises(TimeoutError):
             batcher.run(["late"], timeout=0.05)
         release.set()
@@ -127,10 +131,10 @@ def test_timeout_cancels_queued_items() -> None:
 
 
 def test_close_fails_waiting_items_and_refuses_new_ones() -> None:
-    release = threading.Event()
-    batcher = MicroBatcher(lambda items: (release.wait(5), items)[1], name="t", max_batch_size=1)
+    release, taken = threading.Event(), threading.Event()
+    batcher = MicroBatcher(lambda items: (taken.set(), release.wait(5), items)[2], name="t", max_batch_size=1)
     batcher.submit(["running"])
-    time.sleep(0.05)
+    assert taken.wait(5)
     waiting = batcher.submit(["waiting"])[0]
     threading.Timer(0.1, release.set).start()
     batcher.close()

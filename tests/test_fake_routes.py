@@ -110,3 +110,34 @@ def test_openapi_documents_the_validating_forms(fake_app) -> None:
     tts = fake_app("tts").test_client().get("/openapi.json").get_json()["components"]["schemas"]
     assert "prompt_audio" not in tts["SynthesizeFormMultipart"].get("required", [])
     assert tts["SynthesizeFormMultipart"]["properties"]["speed"]["maximum"] == 4.0
+
+
+@pytest.mark.parametrize(
+    ("name", "path", "request_kwargs"),
+    [
+        ("asr", "/asr/stream", {"data": {"file": (io.BytesIO(wav_bytes(SECOND * 4)), "a.wav")}}),
+        ("llm", "/api/chat/stream", {"json": {"messages": [{"role": "user", "content": "a b c d e f"}]}}),
+        ("tts", "/synthesize/stream", {"data": {"text": "One. Two. Three. Four."}}),
+    ],
+)
+def test_a_stream_left_early_is_counted_and_frees_the_model(name: str, path: str, request_kwargs: dict) -> None:
+    from common.services import SERVICES
+    from harness.launch import metric_value
+    from tests.conftest import fake_settings
+
+    app = SERVICES[name].create_app()(fake_settings(name))  # its own engine, reporting to the app's metrics
+    engine = app.extensions["suite"].engine
+    try:
+        assert engine.wait_ready(10)
+        client = app.test_client()
+        metrics = lambda: client.get("/metrics").get_data(as_text=True)  # noqa: E731
+        response = client.post(path, buffered=False, **request_kwargs)
+        pieces = iter(response.response)
+        next(pieces), next(pieces)  # the first two pieces (TTS: the WAV header, then a clause), then leave
+        assert metric_value(metrics(), "engine_model_in_use") == 1
+        response.close()
+        assert metric_value(metrics(), "engine_streams_stopped_total") == 1
+        assert metric_value(metrics(), "engine_model_in_use") == 0
+        assert metric_value(metrics(), "http_requests_in_progress") == 1  # the /metrics call itself
+    finally:
+        engine.close()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -52,7 +51,7 @@ def test_sigterm_lets_in_flight_requests_finish(
         outcome: dict[str, httpx.Response] = {}
         worker = threading.Thread(target=lambda: outcome.setdefault("response", long_request(running.url)))
         worker.start()
-        time.sleep(0.5)
+        running.wait_for_metric("http_requests_in_progress", 1)  # the long request is in flight
         stopped = subprocess.run(
             [sys.executable, str(REPO / "scripts" / "services.py"), "stop", service],
             env=running.env,

@@ -32,6 +32,7 @@ class EchoEngine(ModelEngine):
         self.gate = threading.Event()
         self.release = threading.Event()
         self.release.set()
+        self.entered = threading.Event()
         self.max_queue = max_queue
         self.batcher: MicroBatcher[str, str] | None = None
 
@@ -40,6 +41,7 @@ class EchoEngine(ModelEngine):
         self.batcher = MicroBatcher(self._model, name="echo", max_batch_size=1, max_queue=self.max_queue)
 
     def _model(self, items: list[str]) -> list[str]:
+        self.entered.set()
         self.release.wait(5)
         if "boom" in items:
             raise RuntimeError("secret internal detail")
@@ -234,7 +236,9 @@ def test_queue_overflow_is_429_with_retry_after() -> None:
         ]
         for t in threads:
             t.start()
-        threading.Event().wait(0.3)
+        assert engine.entered.wait(5)  # one request is at the model...
+        while engine.batcher is None or engine.batcher.depth() < 1:  # ...and one waits in the full queue
+            threading.Event().wait(0.01)
         overflow = client.post("/echo", json={"words": ["a"]})
         assert overflow.status_code == 429
         assert overflow.headers["Retry-After"] == "1"

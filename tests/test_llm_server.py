@@ -113,10 +113,13 @@ def test_proxy_passes_the_upstreams_4xx_on(proxy: RunningService) -> None:
 class FaultyUpstream(BaseHTTPRequestHandler):
     """An OpenAI-shaped upstream that fails on purpose: the model name picks the failure."""
 
+    hang_ended = threading.Event()
+
     def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         if body["model"] == "hang":
             time.sleep(10)
+            FaultyUpstream.hang_ended.set()
         payload = json.dumps({"error": {"message": "upstream exploded", "type": "server_error"}}).encode()
         self.send_response(500)
         self.send_header("Content-Type", "application/json")
@@ -154,10 +157,10 @@ def test_upstream_500_is_502(faulty: tuple[RunningService, str]) -> None:
 @pytest.mark.faults
 def test_upstream_too_slow_is_504_within_the_timeout(faulty: tuple[RunningService, str]) -> None:
     service, _ = faulty
-    started = time.monotonic()
+    FaultyUpstream.hang_ended.clear()
     response = httpx.post(f"{service.url}/api/chat/stream", json={"model": "hang", "messages": HI}, timeout=30)
     assert response.status_code == 504
-    assert time.monotonic() - started < 5
+    assert not FaultyUpstream.hang_ended.is_set()  # answered while the upstream still hung: the timeout cut it
     assert response.json()["error"]["code"] == "upstream_timeout"
 
 
@@ -181,7 +184,7 @@ def test_upstream_killed_mid_stream_ends_with_an_error_line(tmp_path: Path) -> N
                 "messages": [{"role": "user", "content": "Write a very long story about the sea."}],
                 "max_tokens": 1500,
             }
-            started = time.monotonic()
+            # a hung stream would fail on httpx's read timeout
             with httpx.stream("POST", f"{service.url}/api/chat/stream", json=request, timeout=60) as response:
                 for line in response.iter_lines():
                     if not line:
@@ -189,7 +192,6 @@ def test_upstream_killed_mid_stream_ends_with_an_error_line(tmp_path: Path) -> N
                     lines.append(json.loads(line))
                     if len(lines) == 3:
                         os.killpg(upstream.pid, signal.SIGKILL)
-            assert time.monotonic() - started < 30
             assert lines[0].get("delta")
             assert lines[-1]["event"] == "error", lines[-3:]
             assert httpx.get(f"{service.url}/healthz").status_code == 200
@@ -205,9 +207,6 @@ def test_client_disconnect_stops_generation(llm_server: RunningService) -> None:
         for count, _ in enumerate(response.iter_lines()):
             if count == 3:
                 break
-    deadline = time.monotonic() + 20
-    while "generation stopped after" not in llm_server.log() and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert "generation stopped after" in llm_server.log()
+    llm_server.wait_for_metric("engine_streams_stopped_total", 1)  # the engine saw the stream closed early
     quick = httpx.post(f"{llm_server.url}/api/chat", json={"messages": HI, "max_tokens": 4}, timeout=30)
     assert quick.status_code == 200

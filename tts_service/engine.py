@@ -225,7 +225,7 @@ class TtsEngine(SingleModelEngine[TtsBackend]):
             raise
         finally:
             seconds = time.perf_counter() - started
-            self.observe_call(started, failed=outcome == "failed")
+            self.observe_call(started, outcome)
             if outcome == "stopped":
                 log.info("synthesis stopped after %.1f s of audio, %.2f s: stream closed", produced, seconds)
             elif outcome == "done":
