@@ -1,6 +1,6 @@
 """Run every service benchmark and print one table: metric, measured value, goal, pass/fail.
 
-    .venv/bin/python benchmarks/run_all.py [--only embedding,asr,llm,tts]
+    .venv/bin/python benchmarks/run_all.py [--only embedding,asr,llm,tts]   # default: each <service>_bench.py
 
 Each benchmark measures its ratios side by side in one run and stops by itself (a few minutes each on
 2 cores); they run one after another so they never compete for the cores.
@@ -18,12 +18,11 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-BENCHMARKS = {
-    "embedding": "embedding_bench.py",
-    "asr": "asr_bench.py",
-    "llm": "llm_bench.py",
-    "tts": "tts_bench.py",
-}
+sys.path.insert(0, str(HERE.parent))
+
+from common.services import SERVICES  # noqa: E402
+
+BENCHMARKS = {name: f"{name}_bench.py" for name in SERVICES if (HERE / f"{name}_bench.py").exists()}
 GOAL = re.compile(r"\(goal ([<>]=) ([\d.]+)\)")
 
 

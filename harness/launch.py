@@ -16,6 +16,8 @@ from pathlib import Path
 
 import yaml
 
+from common.services import SERVICES
+
 REPO = Path(__file__).resolve().parent.parent
 SERVICES_PY = REPO / "scripts" / "services.py"
 
@@ -94,7 +96,8 @@ def launch(
 ) -> Iterator[RunningService]:
     """Start service ``name`` with scripts/services.py on a free port; stop it (SIGTERM) on exit."""
     port = free_port()
-    full_env = {**os.environ, **(env or {}), "SUITE_RUN_DIR": str(run_dir), f"{name.upper()}_PORT": str(port)}
+    port_env = SERVICES[name].port_env
+    full_env = {**os.environ, **(env or {}), "SUITE_RUN_DIR": str(run_dir), port_env: str(port)}
     command = [sys.executable, str(SERVICES_PY), "--wait", str(timeout)]
     started = subprocess.run([*command, "start", name], env=full_env, capture_output=True, text=True)
     if started.returncode != 0:

@@ -40,7 +40,7 @@ def run_dir() -> Path:
 def service_env(service: Service) -> dict[str, str]:
     env = dict(os.environ)
     if env.get(service.port_env):
-        env[f"{service.name.upper()}__SERVER__PORT"] = env[service.port_env]
+        env[f"{service.env_prefix}__SERVER__PORT"] = env[service.port_env]
     env["SUITE_SERVICE"] = service.name
     # glibc gives each request thread its own malloc arena; native model code (onnxruntime, LiteRT,
     # CTranslate2) allocating from 16 threads then fragments memory and RSS creeps up under load.
