@@ -258,9 +258,9 @@ def create_service_app(
 
 def _start_request() -> None:
     g.started = time.perf_counter()
-    service_context().metrics.in_progress.labels(service_context().name).inc()
-    _disable_nagle()
     context = service_context()
+    context.metrics.in_progress.labels(context.name).inc()
+    _disable_nagle()
     settings = context.settings.server
     if request.environ.get("wsgi.input_terminated") and "CONTENT_LENGTH" not in request.environ:
         _buffer_chunked_body(settings.max_body_bytes)
@@ -345,7 +345,8 @@ def _finish_request(response: Response) -> Response:
 
 def _end_request(exc: BaseException | None) -> None:
     if g.get("started") is not None:
-        service_context().metrics.in_progress.labels(service_context().name).dec()
+        context = service_context()
+        context.metrics.in_progress.labels(context.name).dec()
 
 
 def _api_error(exc: ApiError) -> tuple[Response, int, dict[str, str]]:

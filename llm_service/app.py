@@ -63,7 +63,9 @@ def chat() -> Response:
     params = _params(json_body(schemas.ChatRequest))
     completion = engine.complete(params)
     message = completion["choices"][0]["message"] if completion.get("choices") else {}
-    return jsonify(content=message.get("content"), model=completion["model"], raw=completion)
+    return jsonify(
+        schemas.ChatResponse(content=message.get("content"), model=completion["model"], raw=completion).model_dump()
+    )
 
 
 @routes.api(
