@@ -48,7 +48,8 @@ class RunningService:
 
     def wait_for_metric(self, name: str, at_least: float, timeout: float = 60, **labels: str) -> float:
         """Wait until the service reports ``name`` at ``at_least`` or more: an event the service exposes, not a
-        sleep. Returns the value; raises ``TimeoutError`` if it never gets there."""
+        sleep. Returns the value; raises ``TimeoutError`` if it never gets there. (``http_requests_in_progress``
+        counts the ``/metrics`` request that reads it.)"""
         deadline = time.monotonic() + timeout
         while (value := self.metric(name, **labels)) < at_least:
             if time.monotonic() > deadline:

@@ -179,11 +179,13 @@ def start(service: Service, wait: float) -> bool:
     return False
 
 
-def stop(service: Service, timeout: float = 60.0) -> bool:
+def stop(service: Service) -> bool:
     pid = read_pid(service)
     if pid is None:
         print(f"{service.name}: not running")
         return True
+    # gunicorn gives in-flight requests graceful_timeout seconds; kill only after that
+    timeout = load_settings(service, service_env(service)).server.graceful_timeout + 15.0
     os.kill(pid, signal.SIGTERM)  # graceful: in-flight requests finish
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
