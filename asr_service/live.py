@@ -505,19 +505,20 @@ class LiveDecoder:
             try:
                 waited = time.monotonic()
                 lease = self._acquire()
-                started = time.monotonic()
+                started, cpu = time.monotonic(), time.process_time()
                 try:
                     text, language = self._decode(job.samples, job.language, job.may_be_final)
                 finally:
                     lease.release()
                 log.debug(
-                    "%s: %s of %.2f s audio, queued %.2f s, waited %.2f s, decoded in %.2f s",
+                    "%s: %s of %.2f s audio, queued %.2f s, waited %.2f s, decoded in %.2f s (process CPU %.2f s)",
                     job.session.id,
                     "final" if job.final else "candidate" if job.may_be_final else "partial",
                     len(job.samples) / RATE,
                     waited - job.requested,
                     started - waited,
                     time.monotonic() - started,
+                    time.process_time() - cpu,
                 )
             except ApiError as exc:
                 if job.final:

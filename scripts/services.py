@@ -45,6 +45,10 @@ def service_env(service: Service) -> dict[str, str]:
     # glibc gives each request thread its own malloc arena; native model code (onnxruntime, LiteRT,
     # CTranslate2) allocating from 16 threads then fragments memory and RSS creeps up under load.
     env.setdefault("MALLOC_ARENA_MAX", "2")
+    # OpenMP's worker threads (CTranslate2's, via libgomp) spin while they wait for work. On a box that
+    # other services and live sessions share, spinning threads take the cores the working ones need:
+    # a live Whisper decode took 10x the CPU (4-8 s instead of 0.4 s) under load until they sleep instead.
+    env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
     return env
 
