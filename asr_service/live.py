@@ -365,12 +365,12 @@ class LiveSession:
         return not self._closed and (bool(self._finals) or self._partial is not None)
 
     def oldest_request(self) -> tuple[int, float]:
-        """Sort key for the decoder: finals before partials, then the oldest request."""
+        """Sort key for the decoder: finals, then speculative finals, then partials; oldest first within each."""
         if self._finals:
             return (0, self._finals[0].requested)
         if self._partial is not None:
-            return (1, self._partial.requested)
-        return (2, 0.0)
+            return (1 if self._partial.may_be_final else 2, self._partial.requested)
+        return (3, 0.0)
 
     def deliver(self, job: DecodeJob, text: str, language: str | None) -> None:
         """Take a decode's result."""
