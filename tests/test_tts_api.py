@@ -163,10 +163,10 @@ def test_closing_a_stream_frees_the_model(tts_engine: TtsEngine) -> None:
     stream = tts_engine.stream("一。二。三。四。五。")
     next(iter(stream))
     stream.close()
-    assert not tts_engine.slot._lock.locked()
+    assert tts_engine.slot.in_use() == 0
     never_started = tts_engine.stream("一。二。")
     never_started.close()
-    assert not tts_engine.slot._lock.locked()
+    assert tts_engine.slot.in_use() == 0
 
 
 def test_openai_speech_formats(tts_client) -> None:
