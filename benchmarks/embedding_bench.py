@@ -149,7 +149,10 @@ def one_text_clients(url: str, model: str, seconds: float, clients: int) -> tupl
 
 
 def batch_rounds(url: str, model: str, seconds: float, requests: int = 32, size: int = 32) -> tuple[float, int]:
-    """Texts/s over rounds of ``requests`` concurrent requests of ``size`` texts (after one warm-up round)."""
+    """Texts/s over rounds of ``requests`` concurrent requests of ``size`` texts (after one warm-up round).
+
+    Returns (texts/s of the answered requests, failed requests including the warm-up's).
+    """
     connections = [Client(url) for _ in range(requests)]
     errors = [0]
 
@@ -165,11 +168,14 @@ def batch_rounds(url: str, model: str, seconds: float, requests: int = 32, size:
             t.join()
 
     one_round(0)
+    warm_up_errors = errors[0]
     rounds, started = 0, time.perf_counter()
     while rounds < 1 or time.perf_counter() - started < seconds:
         rounds += 1
         one_round(rounds * requests * size)
-    return rounds * requests * size / (time.perf_counter() - started), errors[0]
+    failed = errors[0] - warm_up_errors
+    # failed requests' texts don't count
+    return (rounds * requests - failed) * size / (time.perf_counter() - started), errors[0]
 
 
 def vectors(url: str, model: str, texts: list[str]) -> np.ndarray:
