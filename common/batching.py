@@ -1,8 +1,10 @@
 """Micro-batching: merge items from concurrent requests into one model call.
 
 One worker thread per batcher takes what is queued (waiting at most ``max_wait_s``
-after the oldest item for more to arrive), sorts the batch by length to cut padding,
-calls the model once and resolves one ``Future`` per item. When a batch raises, its
+after the oldest item for more to arrive), calls the model once and resolves one ``Future``
+per item. With a ``sort_key`` (a length), a batch is chosen from a window of the queue: the
+oldest item plus the queued items closest to it in length, so a model that pads to the longest
+text pads less; the oldest item always goes first, so nothing waits forever. When a batch raises, its
 items are retried one by one so only the bad item fails; the worker keeps serving. The queue is bounded:
 past ``max_queue`` items, ``submit`` raises :class:`~common.errors.Overloaded` (429).
 """
@@ -44,16 +46,31 @@ class MicroBatcher(Generic[ItemT, ResultT]):
         max_wait_s: float = 0.002,
         max_queue: int = 1024,
         sort_key: Callable[[ItemT], int] | None = None,
+        length_window: int = 4,
         observer: BatchObserver | None = None,
     ) -> None:
-        if max_batch_size < 1 or max_queue < 1 or max_wait_s < 0:
-            raise ValueError("max_batch_size and max_queue must be >= 1, max_wait_s >= 0")
+        """Start the worker.
+
+        Args:
+            process: the model call, one result per item in order.
+            name: queue name for errors and metrics.
+            max_batch_size: most items per call.
+            max_wait_s: how long the oldest item waits for others to join it.
+            max_queue: most items waiting; past it ``submit`` raises ``Overloaded``.
+            sort_key: an item's length; with it, batches group items of similar length.
+            length_window: with ``sort_key``, batches are picked from the oldest
+                ``length_window * max_batch_size`` queued items.
+            observer: told about every batch.
+        """
+        if max_batch_size < 1 or max_queue < 1 or max_wait_s < 0 or length_window < 1:
+            raise ValueError("max_batch_size, max_queue and length_window must be >= 1, max_wait_s >= 0")
         self.name = name
         self._process = process
         self._max_batch_size = max_batch_size
         self._max_wait_s = max_wait_s
         self._max_queue = max_queue
         self._sort_key = sort_key
+        self._window = length_window * max_batch_size
         self._observer = observer
         self._queue: deque[tuple[ItemT, Future[ResultT], float]] = deque()
         self._cond = threading.Condition()
@@ -129,12 +146,31 @@ class MicroBatcher(Generic[ItemT, ResultT]):
                 if remaining <= 0:
                     break
                 self._cond.wait(remaining)
-            batch = []
-            while self._queue and len(batch) < self._max_batch_size:
-                item, future, _ = self._queue.popleft()
-                if future.set_running_or_notify_cancel():  # skip items whose caller gave up
-                    batch.append((item, future))
-            return batch
+            key = self._sort_key
+            taken = self._popleft(self._max_batch_size) if key is None else self._pick(key)
+            # skip items whose caller gave up
+            return [(item, future) for item, future, _ in taken if future.set_running_or_notify_cancel()]
+
+    def _popleft(self, count: int) -> list[tuple[ItemT, Future[ResultT], float]]:
+        return [self._queue.popleft() for _ in range(min(count, len(self._queue)))]
+
+    def _pick(self, key: Callable[[ItemT], int]) -> list[tuple[ItemT, Future[ResultT], float]]:
+        """The oldest item and the window's items nearest its length, shortest first (lock held)."""
+        size = self._max_batch_size
+        if len(self._queue) <= size:
+            taken = self._popleft(size)
+        else:
+            window = self._popleft(self._window)
+            lengths = [key(entry[0]) for entry in window]
+            order = sorted(range(len(window)), key=lengths.__getitem__)
+            oldest_at = order.index(0)
+            # the run of `size` neighbours in length order that holds the oldest item, least spread first
+            starts = range(max(0, oldest_at - size + 1), min(oldest_at, len(order) - size) + 1)
+            start = min(starts, key=lambda s: lengths[order[s + size - 1]] - lengths[order[s]])
+            chosen = set(order[start : start + size])
+            taken = [window[i] for i in sorted(chosen)]
+            self._queue.extendleft(reversed([window[i] for i in range(len(window)) if i not in chosen]))
+        return sorted(taken, key=lambda entry: key(entry[0]))
 
     def _run(self) -> None:
         while True:
@@ -145,9 +181,6 @@ class MicroBatcher(Generic[ItemT, ResultT]):
                 self._call(batch)
 
     def _call(self, batch: list[tuple[ItemT, Future[ResultT]]]) -> None:
-        if self._sort_key is not None:
-            key = self._sort_key
-            batch.sort(key=lambda pair: key(pair[0]))
         started = time.perf_counter()
         failed = False
         try:

