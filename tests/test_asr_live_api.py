@@ -257,3 +257,27 @@ def test_core_live_client_raises_typed_errors(asr_fake_settings: AsrSettings) ->
                 client.live()
         with pytest.raises(core.InvalidRequestError):
             client.live(sample_rate=5)
+
+
+@pytest.mark.parametrize(
+    ("limit", "send", "code"),
+    [
+        ({"idle_timeout_s": 0.3}, b"", "idle_timeout"),
+        ({"max_session_s": 1.0}, b"\x00\x00" * RATE * 2, "session_too_long"),
+    ],
+)
+def test_idle_and_too_long_sessions_are_closed(
+    asr_fake_settings: AsrSettings, limit: dict[str, float], send: bytes, code: str
+) -> None:
+    live = asr_fake_settings.live.model_copy(update=limit)
+    with serve(asr_fake_settings.model_copy(update={"live": live})) as (url, engine), connect(f"{url}/asr/live") as ws:
+        ws.recv(timeout=5)
+        if send:
+            ws.send(send)
+        events = events_until_close(ws)
+        assert events[-1]["error"]["code"] == code and ws.close_code == 1008
+        for _ in range(100):
+            if engine.live.active() == 0:
+                break
+            threading.Event().wait(0.02)
+        assert engine.live.active() == 0
