@@ -16,6 +16,7 @@ from llm_service import schemas
 from llm_service.backends import ChatParams
 from llm_service.engine import LlmEngine
 from llm_service.settings import LlmSettings
+from llm_service.slots import SlotMetrics
 
 DESCRIPTION = (
     "LLM chat. Seed routes `/api/chat` and `/api/chat/stream` (NDJSON), OpenAI "
@@ -160,6 +161,8 @@ def create_app(settings: LlmSettings | None = None, engine: LlmEngine | None = N
         engine: an engine to share (tests); if None one is built and starts loading in the background.
     """
     settings = settings or LlmSettings.load()
-    return create_service_app(
-        "llm", settings, engine or LlmEngine(settings), [routes], description=DESCRIPTION, start_engine=engine is None
-    )
+    shared = engine
+    engine = engine or LlmEngine(settings)
+    app = create_service_app("llm", settings, engine, [routes], description=DESCRIPTION, start_engine=shared is None)
+    app.extensions["suite"].metrics.registry.register(SlotMetrics("llm", engine.slot_use))
+    return app

@@ -44,7 +44,8 @@ class LlmSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="LLM__", env_nested_delimiter="__", extra="forbid")
 
     backend: str
-    """``llama_cpp`` (local GGUF) or ``openai_upstream`` (any OpenAI-compatible server)."""
+    """``llama_server`` (local GGUF on llama.cpp's server, a supervised child) or ``openai_upstream`` (any
+    OpenAI-compatible server)."""
     model_name: str
     """Name reported by /health, responses and /v1/models."""
     aliases: list[str] = Field(default_factory=list)

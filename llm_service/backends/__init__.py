@@ -12,7 +12,7 @@ from typing import Any, Protocol
 from common.registry import import_object
 
 BACKENDS: dict[str, str] = {
-    "llama_cpp": "llm_service.backends.llama_cpp:LlamaCppBackend",
+    "llama_server": "llm_service.backends.llama_server:LlamaServerBackend",
     "openai_upstream": "llm_service.backends.openai_upstream:OpenAIUpstreamBackend",
 }
 
@@ -58,9 +58,15 @@ class ChatParams:
 
 
 class ChatBackend(Protocol):
-    """What the engine needs from an LLM. ``exclusive`` backends get one request at a time."""
+    """What the engine needs from an LLM.
 
-    exclusive: bool
+    A backend with ``slots = N`` gets at most N requests at once; the engine queues up to
+    ``limits.max_waiting`` more and answers 429 past that. Without ``slots`` (a remote upstream that
+    schedules for itself) requests pass straight through. ``alive()``, where present, is False while
+    the backend cannot serve (e.g. its model server restarts): the service is then not ready.
+    """
+
+    slots: int | None
 
     def complete(self, params: ChatParams) -> dict[str, Any]:
         """A whole ``chat.completion`` object."""
