@@ -1,248 +1,335 @@
-"""LLM speed measured side by side in one run, same GGUF, same prompts, greedy decoding.
+"""LLM speed side by side in one run: this service vs llama.cpp's llama-server called directly (the peer).
 
-    .venv/bin/python benchmarks/llm_bench.py [--max-tokens 128] [--rounds 2]
+    .venv/bin/python benchmarks/llm_bench.py [--max-tokens 128] [--rounds 2] [--json]
 
-Decode tokens/s and time to first token (TTFT) for:
-(a) llama-cpp-python in-process; (b) llama.cpp's own OpenAI server (python -m llama_cpp.server);
-(c) this service's /api/chat/stream (local backend). Ratios c/a (goal >= 0.95) and TTFT c - a (goal
-<= 20 ms). Then the proxy backend's added latency: p50 of the same tiny request through our proxy in
-front of llama.cpp's server minus p50 straight to that server (goal <= 5 ms). Phases run one after
-another so they never compete for the cores.
+Both sides run the same llama-server binary with the same arguments (the peer is started from the
+service's own options in configs/llm.yaml), the same GGUF and prompts, greedy decoding, OpenAI SSE.
+Phases run one after another so they never compete for the cores:
+
+1. one stream at a time, interleaved: decode tokens/s and TTFT p50 (goal: service >= 0.97x direct,
+   TTFT <= direct + 10 ms);
+2. 4 concurrent streams: aggregate tokens/s (goal >= 0.95x direct), none empty, the last first token
+   (goal <= 3x a lone request's TTFT);
+3. 8 and 16 concurrent: aggregate tokens/s, TTFT p50/p95, requests refused with 429 (service only:
+   llama-server queues without bound);
+4. turn 5 of a conversation with ~1,500 tokens of history: TTFT vs the same prompt sent cold
+   (``cache_prompt: false``) (goal <= 0.3x);
+5. 4 streams, 3 disconnected mid-way: the 4th's tokens/s before and in the first second after, and
+   how long after the disconnect its token gap first drops below 0.8x the gap before.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 import httpx  # noqa: E402
-import yaml  # noqa: E402
 
-from harness.launch import free_port, launch  # noqa: E402
-from llm_service.backends.llama_cpp import LlamaCppOptions, prepare_bundled_qwen  # noqa: E402
+from harness.launch import launch  # noqa: E402
+from llm_service.backends.llama_server import LlamaServerOptions, model_file, server_command  # noqa: E402
+from llm_service.backends.supervisor import free_port  # noqa: E402
 from llm_service.settings import LlmSettings  # noqa: E402
 
 PROMPTS = [
     "Write a Python function that checks whether a string is a palindrome, with a docstring.",
     "用三句话解释什么是递归。",
     "Explain the difference between a list and a tuple in Python.",
+    "Write a SQL query that finds the ten customers with the highest total order value.",
+    "Describe how a hash map works and what happens on a collision.",
+]
+TOPICS = [
+    "a small inventory service written in Python with Flask, SQLite and a background job that re-orders stock",
+    "a command-line tool that parses web server logs, counts requests per endpoint and reports slow ones",
+    "a caching layer in front of a slow HTTP API, with expiry, size limits and metrics",
+    "a test suite for a payment module, with fixtures, mocks for the bank API and property-based tests",
 ]
 
 
-def measure(stream: Callable[[str, int], Iterator[str]], max_tokens: int, rounds: int) -> tuple[float, float]:
-    """(median TTFT in s, decode tokens/s over all runs) for a token iterator per prompt."""
-    ttfts, tokens, decode_time = [], 0, 0.0
-    for _ in range(rounds):
-        for prompt in PROMPTS:
-            started = time.perf_counter()
-            first = last = None
-            count = 0
-            for piece in stream(prompt, max_tokens):
-                if not piece:
-                    continue
-                now = time.perf_counter()
-                first = first or now
-                last = now
-                count += 1
-            if first is None or last is None:
+@dataclass
+class Stream:
+    """One streamed request: when it started, when each token arrived, how it ended."""
+
+    started: float
+    status: int = 0
+    stamps: list[float] = field(default_factory=list)
+
+    @property
+    def ttft(self) -> float | None:
+        return self.stamps[0] - self.started if self.stamps else None
+
+    @property
+    def decode_rate(self) -> float | None:
+        if len(self.stamps) < 2:
+            return None
+        return (len(self.stamps) - 1) / (self.stamps[-1] - self.stamps[0])
+
+
+def stream_chat(
+    client: httpx.Client,
+    body: dict[str, Any],
+    stop: threading.Event | None = None,
+    on_token: Callable[[], None] | None = None,
+) -> Stream:
+    """POST a streamed chat completion; record each content token's arrival. ``stop`` set: disconnect."""
+    result = Stream(time.perf_counter())
+    with client.stream("POST", "/v1/chat/completions", json={**body, "stream": True}) as response:
+        result.status = response.status_code
+        if response.status_code != 200:
+            response.read()
+            return result
+        for line in response.iter_lines():
+            if not line.startswith("data: ") or line == "data: [DONE]":
                 continue
-            ttfts.append(first - started)
-            tokens += count - 1
-            decode_time += last - first
-    return statistics.median(ttfts), tokens / decode_time
-
-
-def in_process(model: Path, settings: LlmSettings, max_tokens: int, rounds: int) -> tuple[float, float]:
-    from llama_cpp import Llama
-
-    options = LlamaCppOptions.model_validate(settings.options)
-    llm = Llama(
-        model_path=str(model),
-        n_ctx=options.n_ctx,
-        n_batch=options.n_batch,
-        n_threads=settings.cpu_threads,
-        n_threads_batch=settings.cpu_threads,
-        verbose=False,
-    )
-
-    def stream(prompt: str, limit: int) -> Iterator[str]:
-        for chunk in llm.create_chat_completion(
-            [{"role": "user", "content": prompt}], max_tokens=limit, temperature=0, seed=1, stream=True
-        ):
-            yield chunk["choices"][0]["delta"].get("content") or ""
-
-    list(stream(PROMPTS[0], 4))  # warm-up
-    result = measure(stream, max_tokens, rounds)
-    llm.close()
+            chunk = json.loads(line[6:])
+            if chunk.get("choices") and chunk["choices"][0]["delta"].get("content"):
+                result.stamps.append(time.perf_counter())
+                if on_token is not None:
+                    on_token()
+            if stop is not None and stop.is_set():
+                break
     return result
 
 
-def sse_tokens(url: str, prompt: str, limit: int, model: str) -> Iterator[str]:
-    body = {
-        "model": model,
-        "messages": [{"role": "user", "content": prompt}],
-        "max_tokens": limit,
-        "temperature": 0,
-        "seed": 1,
-        "stream": True,
+def chat_body(prompt: str | list[dict[str, Any]], max_tokens: int, **extra: Any) -> dict[str, Any]:
+    messages = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else prompt
+    return {"messages": messages, "max_tokens": max_tokens, "temperature": 0, "seed": 1, **extra}
+
+
+def single(url: str, max_tokens: int, prompts: list[str]) -> list[Stream]:
+    with httpx.Client(base_url=url, timeout=300) as client:
+        return [stream_chat(client, chat_body(p, max_tokens)) for p in prompts]
+
+
+def concurrent(url: str, count: int, max_tokens: int) -> tuple[list[Stream], float]:
+    """``count`` streams started together; (their results, wall time from the start to the last token)."""
+    results: list[Stream | None] = [None] * count
+    barrier = threading.Barrier(count + 1)
+
+    def run(index: int) -> None:
+        with httpx.Client(base_url=url, timeout=600) as client:
+            barrier.wait()
+            results[index] = stream_chat(client, chat_body(PROMPTS[index % len(PROMPTS)], max_tokens))
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    barrier.wait()
+    began = time.perf_counter()
+    for thread in threads:
+        thread.join()
+    done = [r for r in results if r is not None]
+    ended = max((r.stamps[-1] for r in done if r.stamps), default=began)
+    return done, ended - began
+
+
+def summarise_concurrent(streams: list[Stream], wall: float, began_offset: bool = True) -> dict[str, Any]:
+    served = [s for s in streams if s.status == 200]
+    ttfts = sorted(s.ttft for s in served if s.ttft is not None)
+    tokens = sum(len(s.stamps) for s in served)
+    return {
+        "aggregate_tok_s": round(tokens / wall, 1) if wall > 0 else 0.0,
+        "ttft_p50_ms": round(statistics.median(ttfts) * 1000, 1) if ttfts else None,
+        "ttft_p95_ms": round(ttfts[min(len(ttfts) - 1, int(0.95 * len(ttfts)))] * 1000, 1) if ttfts else None,
+        "last_first_token_ms": round(max(ttfts) * 1000, 1) if ttfts else None,
+        "served": len(served),
+        "empty": sum(1 for s in served if not s.stamps),
+        "refused_429": sum(1 for s in streams if s.status == 429),
     }
-    with httpx.stream("POST", f"{url}/v1/chat/completions", json=body, timeout=300) as response:
-        for line in response.iter_lines():
-            if line.startswith("data: ") and line != "data: [DONE]":
-                chunk = json.loads(line[6:])
-                if chunk.get("choices"):
-                    yield chunk["choices"][0]["delta"].get("content") or ""
 
 
-def ndjson_tokens(client: httpx.Client, prompt: str, limit: int) -> Iterator[str]:
-    body = {"messages": [{"role": "user", "content": prompt}], "max_tokens": limit, "temperature": 0, "seed": 1}
-    with client.stream("POST", "/api/chat/stream", json=body) as response:
-        for line in response.iter_lines():
-            if line:
-                yield json.loads(line).get("delta") or ""
+def conversation_turn5(url: str, index: int) -> dict[str, float]:
+    """Turns 1-4 of a long conversation, then turn 5 warm (prompt cache) and the same prompt cold."""
+    topic = TOPICS[index % len(TOPICS)]
+    messages: list[dict[str, Any]] = [
+        {"role": "system", "content": f"Session {index}. You are a senior engineer reviewing {topic}."}
+    ]
+    asks = [
+        "Describe the overall architecture: modules, data flow, error handling and configuration.",
+        "Now sketch the core module as Python code with type hints.",
+        "Which unit tests would you write for that module?",
+        "List the main risks in this design and how to mitigate each one.",
+    ]
+    notes = " ".join(f"Requirement {n}: the {topic} must handle case {n} without losing data." for n in range(12))
+    with httpx.Client(base_url=url, timeout=600) as client:
+        for ask in asks:  # each turn carries ~250 tokens of notes, each answer up to 120 tokens
+            messages.append({"role": "user", "content": f"{ask} Notes for this step: {notes}"})
+            answer = client.post("/v1/chat/completions", json=chat_body(messages, 120)).json()
+            messages.append({"role": "assistant", "content": answer["choices"][0]["message"]["content"]})
+        messages.append({"role": "user", "content": "Summarise our discussion in two sentences."})
+        warm = stream_chat(client, chat_body(messages, 8))
+        cold = stream_chat(client, chat_body(messages, 8, cache_prompt=False))
+        usage = client.post("/v1/chat/completions", json=chat_body(messages, 1)).json()["usage"]
+    return {"prompt_tokens": usage["prompt_tokens"], "warm_s": warm.ttft or 0.0, "cold_s": cold.ttft or 0.0}
 
 
-def start_llama_server(model: Path, settings: LlmSettings) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    options = LlamaCppOptions.model_validate(settings.options)
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "llama_cpp.server",
-            "--model",
-            str(model),
-            "--model_alias",
-            settings.model_name,
-            "--n_ctx",
-            str(options.n_ctx),
-            "--n_batch",
-            str(options.n_batch),
-            "--n_threads",
-            str(settings.cpu_threads),
-            "--n_threads_batch",
-            str(settings.cpu_threads),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+def disconnect_three(url: str, max_tokens: int) -> dict[str, float]:
+    """4 streams; once each has 30 tokens, 3 disconnect. The 4th's token rate before and after."""
+    stops = [threading.Event() for _ in range(4)]
+    counts = [0] * 4
+    progressed = threading.Condition()
+    results: list[Stream | None] = [None] * 4
+
+    def run(index: int) -> None:
+        def tick() -> None:
+            with progressed:
+                counts[index] += 1
+                progressed.notify_all()
+
+        with httpx.Client(base_url=url, timeout=600) as client:
+            body = chat_body(f"Write a very long, detailed story about {TOPICS[index]}.", max_tokens)
+            results[index] = stream_chat(client, body, stops[index], tick)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    with progressed:
+        progressed.wait_for(lambda: min(counts) >= 30)
+    cut = time.perf_counter()
+    for stop in stops[:3]:
+        stop.set()
+    for thread in threads:
+        thread.join()
+    last = results[3]
+    assert last is not None
+    before = [t for t in last.stamps if cut - 1.5 <= t < cut]
+    after = [t for t in last.stamps if cut <= t < cut + 1.0]
+    gaps_before = [b - a for a, b in itertools.pairwise(before)]
+    threshold = 0.8 * statistics.median(gaps_before) if gaps_before else 0.0
+    after_all = [t for t in last.stamps if t >= cut]
+    sped_up = next(
+        (b - cut for a, b in itertools.pairwise(after_all) if b - a < threshold),
+        float("nan"),
     )
+    return {
+        "rate_before_tok_s": len(before) / 1.5,
+        "rate_first_second_after_tok_s": float(len(after)),
+        "sped_up_after_ms": sped_up * 1000,
+    }
+
+
+def start_direct(settings: LlmSettings) -> tuple[subprocess.Popen[bytes], str]:
+    """llama-server with the service's own arguments, on a free port."""
+    options = LlamaServerOptions.model_validate(settings.options)
+    port = free_port()
+    command = server_command(options, model_file(options), settings.cpu_threads, port)
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
-    for _ in range(240):
+    while process.poll() is None:
         try:
-            if httpx.get(f"{url}/v1/models", timeout=1).status_code == 200:
+            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
                 return process, url
         except httpx.HTTPError:
-            time.sleep(0.5)
-    process.kill()
-    raise RuntimeError("llama.cpp server did not start")
+            pass
+        time.sleep(0.2)
+    raise RuntimeError("llama-server did not start")
 
 
-def p50_latency(url: str, path: str, rounds: int) -> float:
-    body = {
-        "model": "Qwen2.5-Coder-0.5B-Instruct",
-        "messages": [{"role": "user", "content": "Hi"}],
-        "max_tokens": 1,
-        "temperature": 0,
-    }
-    times = []
-    with httpx.Client(base_url=url, timeout=60) as client:
-        for _ in range(rounds):
-            started = time.perf_counter()
-            client.post(path, json=body).raise_for_status()
-            times.append(time.perf_counter() - started)
-    return statistics.median(times)
+def progress(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def ratio(a: float | None, b: float | None) -> float:
+    """a / b, or NaN (a failed goal) when either is missing."""
+    return round(a / b, 3) if a is not None and b else float("nan")
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--max-tokens", type=int, default=128)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--conversations", type=int, default=3)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     settings = LlmSettings.load()
-    model = prepare_bundled_qwen()
-
-    a_ttft, a_tps = in_process(model, settings, args.max_tokens, args.rounds)
-    server, server_url = start_llama_server(model, settings)
+    result: dict[str, Any] = {"benchmark": "llm", "model": settings.model_name, "cores": os.cpu_count()}
+    direct_process, direct = start_direct(settings)
     try:
-        list(sse_tokens(server_url, PROMPTS[0], 4, settings.model_name))
-        b_ttft, b_tps = measure(
-            lambda p, n: sse_tokens(server_url, p, n, settings.model_name), args.max_tokens, args.rounds
-        )
-        with tempfile.TemporaryDirectory() as run_dir:
-            config = Path(run_dir) / "proxy.yaml"
-            config.write_text(
-                yaml.safe_dump(
-                    {
-                        "server": {"port": 7207},
-                        "cpu_threads": 1,
-                        "backend": "openai_upstream",
-                        "model_name": settings.model_name,
-                        "options": {"base_url": f"{server_url}/v1", "model": settings.model_name},
-                    }
-                )
-            )
-            with launch("llm", Path(run_dir), env={"LLM_CONFIG": str(config)}) as proxy:
-                p50_latency(proxy.url, "/v1/chat/completions", 3)
-                direct, through = [], []
-                for _ in range(5):  # interleaved so drift hits both alike
-                    direct.append(p50_latency(server_url, "/v1/chat/completions", 6))
-                    through.append(p50_latency(proxy.url, "/v1/chat/completions", 6))
+        with tempfile.TemporaryDirectory() as run_dir, launch("llm", Path(run_dir)) as service:
+            targets = {"direct": direct, "service": service.url}
+            for url in targets.values():  # warm-up
+                single(url, 4, PROMPTS[:1])
+            ones: dict[str, list[Stream]] = {"direct": [], "service": []}
+            progress("one stream at a time")
+            for _ in range(args.rounds):  # interleaved prompt by prompt, so drift hits both alike
+                for prompt in PROMPTS:
+                    for name, url in targets.items():
+                        ones[name] += single(url, args.max_tokens, [prompt])
+            lone: dict[str, float] = {}
+            for name, streams in ones.items():
+                lone[name] = statistics.median(s.ttft for s in streams if s.ttft is not None)
+                tokens = sum(len(s.stamps) - 1 for s in streams if s.stamps)
+                decode_time = sum(s.stamps[-1] - s.stamps[0] for s in streams if s.stamps)
+                result[f"one_stream_{name}"] = {
+                    "ttft_p50_ms": round(lone[name] * 1000, 1),
+                    "decode_tok_s": round(tokens / decode_time, 1),
+                }
+                progress(f"  {name}: {result[f'one_stream_{name}']}")
+            for count in (4, 8, 16):
+                progress(f"{count} concurrent streams")
+                for name, url in targets.items():
+                    streams, wall = concurrent(url, count, args.max_tokens)
+                    result[f"concurrent_{count}_{name}"] = summarise_concurrent(streams, wall)
+                    progress(f"  {name}: {result[f'concurrent_{count}_{name}']}")
+            progress("turn 5 of a long conversation")
+            turns = [conversation_turn5(service.url, i) for i in range(args.conversations)]
+            result["turn5"] = {
+                "prompt_tokens": turns[0]["prompt_tokens"],
+                "warm_ttft_ms": round(statistics.median(t["warm_s"] for t in turns) * 1000, 1),
+                "cold_ttft_ms": round(statistics.median(t["cold_s"] for t in turns) * 1000, 1),
+            }
+            progress(f"  {result['turn5']}")
+            progress("3 of 4 streams disconnect")
+            for name, url in targets.items():
+                cut = disconnect_three(url, 600)
+                result[f"disconnect_{name}"] = {k: round(v, 1) for k, v in cut.items()}
+                progress(f"  {name}: {result[f'disconnect_{name}']}")
     finally:
-        server.kill()
-        server.wait()
-    with (
-        tempfile.TemporaryDirectory() as run_dir,
-        launch("llm", Path(run_dir)) as service,
-        httpx.Client(base_url=service.url, timeout=300) as client,
-    ):
-        list(ndjson_tokens(client, PROMPTS[0], 4))
-        c_ttft, c_tps = measure(lambda p, n: ndjson_tokens(client, p, n), args.max_tokens, args.rounds)
-
-    added_ms = (statistics.median(through) - statistics.median(direct)) * 1000
-    result = {
-        "benchmark": "llm",
-        "model": settings.model_name,
-        "cores": os.cpu_count(),
-        "max_tokens": args.max_tokens,
-        "in_process": {"ttft_ms": round(a_ttft * 1000, 1), "decode_tok_s": round(a_tps, 1)},
-        "llama_cpp_server": {"ttft_ms": round(b_ttft * 1000, 1), "decode_tok_s": round(b_tps, 1)},
-        "service": {"ttft_ms": round(c_ttft * 1000, 1), "decode_tok_s": round(c_tps, 1)},
-        "ratios": {
-            "service / in-process decode (goal >= 0.95)": round(c_tps / a_tps, 3),
-            "service / llama.cpp server decode": round(c_tps / b_tps, 3),
-            "service TTFT - in-process TTFT, ms (goal <= 20)": round((c_ttft - a_ttft) * 1000, 1),
-            "proxy added p50 latency, ms (goal <= 5)": round(added_ms, 2),
-        },
+        direct_process.terminate()
+        direct_process.wait()
+    one_s, one_d = result["one_stream_service"], result["one_stream_direct"]
+    four_s, four_d = result["concurrent_4_service"], result["concurrent_4_direct"]
+    result["ratios"] = {
+        "one stream decode, service / direct (goal >= 0.97)": ratio(one_s["decode_tok_s"], one_d["decode_tok_s"]),
+        "one stream TTFT, service - direct, ms (goal <= 10)": round(one_s["ttft_p50_ms"] - one_d["ttft_p50_ms"], 1),
+        "4 concurrent aggregate, service / direct (goal >= 0.95)": ratio(
+            four_s["aggregate_tok_s"], four_d["aggregate_tok_s"]
+        ),
+        "4 concurrent last first token / lone TTFT, service (goal <= 3)": ratio(
+            four_s["last_first_token_ms"], one_s["ttft_p50_ms"]
+        ),
+        "turn 5 TTFT warm / cold (goal <= 0.3)": ratio(
+            result["turn5"]["warm_ttft_ms"], result["turn5"]["cold_ttft_ms"]
+        ),
+        "4th stream tokens/s after 3 disconnect / before, service": ratio(
+            result["disconnect_service"]["rate_first_second_after_tok_s"],
+            result["disconnect_service"]["rate_before_tok_s"],
+        ),
     }
     if args.json:
         print(json.dumps(result))
     else:
         print(
             f"{settings.model_name} Q4_K_M, {os.cpu_count()} cores, {settings.cpu_threads} threads, "
-            f"{len(PROMPTS)} prompts x {args.rounds}, up to {args.max_tokens} tokens, greedy"
+            f"{settings.options.get('parallel')} slots, up to {args.max_tokens} tokens, greedy"
         )
-        for label, (ttft, tps) in (
-            ("(a) in-process llama-cpp-python", (a_ttft, a_tps)),
-            ("(b) llama.cpp's own server (SSE)", (b_ttft, b_tps)),
-            ("(c) service /api/chat/stream", (c_ttft, c_tps)),
-        ):
-            print(f"{label:<36} TTFT {ttft * 1000:7.1f} ms   decode {tps:6.1f} tok/s")
+        for name, value in result.items():
+            if isinstance(value, dict) and name != "ratios":
+                print(f"{name:<24} {json.dumps(value)}")
         for name, value in result["ratios"].items():
             print(f"{name}: {value}")
     return 0

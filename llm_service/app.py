@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from flask import Response, jsonify
+from flask import Flask, Response, jsonify
 from pydantic import BaseModel
 
 from common.app import app_factory, current_engine
@@ -16,6 +16,7 @@ from llm_service import schemas
 from llm_service.backends import SAMPLING_FIELDS, ChatParams
 from llm_service.engine import LlmEngine
 from llm_service.settings import LlmSettings
+from llm_service.slots import SlotMetrics
 
 DESCRIPTION = (
     "LLM chat. Seed routes `/api/chat` and `/api/chat/stream` (NDJSON), OpenAI "
@@ -124,4 +125,12 @@ def chat_completions() -> Response:
     return jsonify(engine.complete(params))
 
 
-create_app = app_factory(LlmSettings, LlmEngine, [routes], DESCRIPTION)
+_build_app = app_factory(LlmSettings, LlmEngine, [routes], DESCRIPTION)
+
+
+def create_app(settings: LlmSettings | None = None, engine: LlmEngine | None = None) -> Flask:
+    """Build the LLM app (the kit's factory) and export its slots as metrics."""
+    app = _build_app(settings, engine)
+    context = app.extensions["suite"]
+    context.metrics.registry.register(SlotMetrics("llm", context.engine.slot_use))
+    return app

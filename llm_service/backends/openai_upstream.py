@@ -12,9 +12,11 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
+import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
-from common.errors import ApiError, UpstreamError, UpstreamTimeout
+from common import jsonio
+from common.errors import ApiError, BadRequest, UpstreamError, UpstreamTimeout
 from llm_service.backends import ChatParams
 
 log = logging.getLogger("suite.llm.upstream")
@@ -53,10 +55,9 @@ class UpstreamStatusError(ApiError):
 class OpenAIUpstreamBackend:
     """Stateless proxy; requests run concurrently (the upstream schedules them)."""
 
-    exclusive = False
+    slots = None
 
     def __init__(self, options: dict[str, Any], cpu_threads: int) -> None:
-        import httpx
         import openai
 
         self._openai = openai
@@ -82,16 +83,30 @@ class OpenAIUpstreamBackend:
         return completion.model_dump()
 
     def stream(self, params: ChatParams, include_usage: bool) -> Iterator[dict[str, Any]]:
-        """Forward a streaming request; closing the iterator closes the upstream connection."""
+        """Forward a streaming request; closing the iterator closes the upstream connection.
+
+        The SSE lines are parsed straight into dicts (orjson), not into the SDK's models: on a small box
+        every token's parsing takes CPU from the model.
+        """
         options = {"include_usage": True} if include_usage else None
-        upstream = self._call(
-            lambda: self._client.chat.completions.create(**self._params(params), stream=True, stream_options=options)
-        )
+        create = self._client.chat.completions.with_streaming_response.create
+        opened = create(**self._params(params), stream=True, stream_options=options)
+        response = self._call(opened.__enter__)
         try:
-            for chunk in self._mapped(lambda: iter(upstream)):
-                yield chunk.model_dump()
+            for line in self._mapped(response.iter_lines):
+                if not line.startswith("data:"):
+                    continue
+                data = line[5:].strip()
+                if data == "[DONE]":
+                    break
+                chunk = jsonio.loads(data)
+                if chunk.get("error"):
+                    error = chunk["error"]
+                    message = error.get("message") if isinstance(error, dict) else error
+                    raise UpstreamError(f"the upstream failed mid-answer: {message}")
+                yield chunk
         finally:
-            upstream.close()
+            opened.__exit__(None, None, None)
 
     def _mapped(self, start: Callable[[], Iterator[T]]) -> Iterator[T]:
         iterator = start()
@@ -102,6 +117,15 @@ class OpenAIUpstreamBackend:
                 return
             except self._openai.APIError as exc:
                 raise self._translate(exc) from None
+            except httpx.HTTPError as exc:  # the SDK passes transport errors inside a stream on unwrapped
+                url = self.options.base_url
+                if isinstance(exc, httpx.TimeoutException):
+                    raise UpstreamTimeout(
+                        f"the upstream at {url} sent nothing for {self.options.timeout_s:.0f} s"
+                    ) from None
+                raise UpstreamError(
+                    f"the upstream at {url} broke off the answer: {exc}", code="upstream_disconnected"
+                ) from None
             yield item
 
     def _call(self, request: Callable[[], T]) -> T:
@@ -127,6 +151,12 @@ class OpenAIUpstreamBackend:
             return UpstreamError(f"the upstream at {url} is unreachable: {exc}", code="upstream_unreachable")
         if isinstance(exc, self._openai.APIStatusError):
             message = f"upstream: {exc.message}"
+            if _context_exceeded(exc.body):
+                return BadRequest(
+                    f"the conversation is too long for the model: {message}",
+                    param="messages",
+                    code="context_length_exceeded",
+                )
             if exc.status_code in PASSED_ON:
                 return UpstreamStatusError(exc.status_code, message)
             return UpstreamError(
@@ -141,3 +171,13 @@ class OpenAIUpstreamBackend:
     def close(self) -> None:
         """Close the connection pool."""
         self._client.close()
+
+
+def _context_exceeded(body: object) -> bool:
+    """The upstream's error says the prompt does not fit its context (OpenAI/vLLM code, llama.cpp type)."""
+    if not isinstance(body, dict):
+        return False
+    error = body.get("error", body)
+    if not isinstance(error, dict):
+        return False
+    return error.get("code") == "context_length_exceeded" or error.get("type") == "exceed_context_size_error"
