@@ -151,7 +151,8 @@ class LiveSession:
         self._inflight: DecodeJob | None = None
         self._speculated = -1
         self._finals: list[DecodeJob] = []
-        self._results: dict[tuple[int, int, int], tuple[str, str | None]] = {}
+        self._results: dict[tuple[int, int, int], tuple[str, str | None, bool]] = {}
+        """(utterance, start, end) -> (text, language, may stand as the final) of this utterance's decodes."""
         self._texts: list[str] = []
         self._finishing = False
         self._closed = False
@@ -320,11 +321,21 @@ class LiveSession:
     def _end_utterance(self, end: int) -> None:
         assert self._speech_start is not None
         if self._speech_samples >= self.limits.min_speech_s * RATE:
-            key = (self._utterance, self._speech_start, end)
+            # a decode that already heard every speech window of this utterance is its final: the
+            # speculative one, or a partial when finals take the fast path too
+            heard = self._speech_end
+            reusable = [k for k, (_, _, may_be_final) in self._results.items() if k[2] >= heard and may_be_final]
             inflight = self._inflight
-            if key in self._results:  # the speculative decode already covered exactly this
-                self._emit_final(key, *self._results[key])
-            elif inflight is not None and (inflight.utterance, inflight.start, inflight.end) == key:
+            if reusable:
+                key = max(reusable, key=lambda k: k[2])
+                self._emit_final(key, *self._results[key][:2])
+            elif (
+                inflight is not None
+                and not inflight.final
+                and (inflight.utterance, inflight.start) == (self._utterance, self._speech_start)
+                and inflight.end >= heard
+                and (inflight.may_be_final or self.limits.fast_finals)
+            ):
                 inflight.final = True  # it is being decoded right now: its result is the final
             else:
                 self._request(end, final=True)
@@ -390,7 +401,7 @@ class LiveSession:
                 return  # that utterance is already final
             if self._utterance_language is None and (job.end - job.start) >= RATE:
                 self._utterance_language = language
-            self._results[key] = (text, language)
+            self._results[key] = (text, language, job.may_be_final or self.limits.fast_finals)
             if text:
                 self.events.put({"partial_text": text, "start": _seconds(job.start), "end": _seconds(job.end)})
 
