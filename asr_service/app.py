@@ -10,6 +10,7 @@ from flask import Response, jsonify
 from asr_service import formats, schemas
 from asr_service.backends import Segment, TranscriptionParams
 from asr_service.engine import AsrEngine, Transcript, TranscriptStream
+from asr_service.live_routes import live_routes
 from asr_service.settings import AsrSettings
 from common.app import app_factory, current_engine
 from common.openapi import ApiBlueprint, Upload
@@ -148,4 +149,4 @@ def _sse_events(stream: TranscriptStream) -> Iterator[dict[str, Any]]:
     yield {"type": "transcript.text.done", "text": "".join(s.text for s in parts).strip()}
 
 
-create_app = app_factory(AsrSettings, AsrEngine, [routes], DESCRIPTION)
+create_app = app_factory(AsrSettings, AsrEngine, [routes, live_routes], DESCRIPTION)

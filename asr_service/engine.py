@@ -6,14 +6,19 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from asr_service.backends import AsrBackend, Segment, TranscriptInfo, TranscriptionParams
+from asr_service.live import LiveDecoder, LiveSession
 from asr_service.settings import AsrSettings
+from asr_service.text import chinese_punctuation
 from common.audio import Audio, decode_audio
 from common.errors import BadRequest
 from common.lifecycle import SingleModelEngine
@@ -58,6 +63,33 @@ class AsrEngine(SingleModelEngine[AsrBackend]):
 
     def __init__(self, settings: AsrSettings) -> None:
         super().__init__(settings)
+        self.live = LiveDecoder(self._decode_live, settings.live, lambda: self.slot.acquire(priority=True))
+
+    def open_live(self, *, sample_rate: int = SAMPLE_RATE, language: str | None = None) -> LiveSession:
+        """Start a live session (feed it PCM, read its events); close it when the client goes.
+
+        Raises:
+            ServiceUnavailable: the model is not loaded.
+            Overloaded: the live session limit is reached.
+        """
+        self.ensure_ready()
+        return self.live.open(sample_rate=sample_rate, language=language)
+
+    def _decode_live(self, samples: np.ndarray, language: str | None) -> tuple[str, str | None]:
+        """One utterance to text; the live decoder holds the model."""
+        backend = self._backend
+        assert backend is not None
+        started = time.perf_counter()
+        outcome = "failed"
+        try:
+            info, segments = backend.transcribe(samples, TranscriptionParams(language=language, utterance=True))
+            text = "".join(segment.text for segment in segments).strip()
+            outcome = "done"
+        finally:
+            self.observe_call(started, outcome)
+        if info.language == "zh":
+            text = chinese_punctuation(text)
+        return text, info.language
 
     def decode(self, data: bytes, param: str = "file") -> Audio:
         """Decode an upload to 16 kHz mono within the duration limit.
@@ -102,16 +134,19 @@ class AsrEngine(SingleModelEngine[AsrBackend]):
             lease.release()
             self.observe_call(started, "failed")
             raise
-        watched = self._watch(segments, started, audio.duration)
+        fix: Callable[[str], str] | None = chinese_punctuation if info.language == "zh" else None
+        watched = self._watch(segments, started, audio.duration, fix)
         return TranscriptStream(self.settings.model_name, info, LeasedStream(watched, lease))
 
-    def _watch(self, segments: Iterator[Segment], started: float, duration: float) -> Iterator[Segment]:
+    def _watch(
+        self, segments: Iterator[Segment], started: float, duration: float, fix: Callable[[str], str] | None
+    ) -> Iterator[Segment]:
         count = 0
         outcome = "stopped"  # stays so when the consumer closes us early (client gone)
         try:
             for segment in segments:
                 count += 1
-                yield segment
+                yield dataclasses.replace(segment, text=fix(segment.text)) if fix else segment
             outcome = "done"
         except Exception:
             outcome = "failed"
@@ -126,4 +161,26 @@ class AsrEngine(SingleModelEngine[AsrBackend]):
 
     def describe(self) -> dict[str, Any]:
         """Model facts for ``/health``."""
-        return {"model": self.settings.model_name, "backend": self.settings.backend, "aliases": self.settings.aliases}
+        return {
+            "model": self.settings.model_name,
+            "backend": self.settings.backend,
+            "aliases": self.settings.aliases,
+            "live_sessions": self.live.active(),
+        }
+
+    def workers_alive(self) -> bool:
+        """The live decoder thread runs."""
+        return self.live.alive()
+
+    def queue_depths(self) -> dict[str, Callable[[], int]]:
+        """Requests waiting for the model, and open live sessions."""
+        return {**super().queue_depths(), "live_sessions": self.live.active}
+
+    def begin_shutdown(self) -> None:
+        """End live sessions now (each gets an error event and close code 1013)."""
+        self.live.stop()
+
+    def close(self) -> None:
+        """End live sessions (each gets an error event), then free the model."""
+        self.live.stop()
+        super().close()

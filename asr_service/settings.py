@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, Self
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from asr_service.backends import BACKENDS
-from common.settings import ModelServiceSettings, QueueLimits
+from asr_service.live import LiveLimits
+from common.settings import ModelServiceSettings, QueueLimits, check_queue_reachable
 
 
 class AsrLimits(QueueLimits):
@@ -26,3 +27,11 @@ class AsrSettings(ModelServiceSettings):
     backends = BACKENDS
 
     limits: AsrLimits = AsrLimits()
+    live: LiveLimits = LiveLimits()
+    """Live transcription over WebSocket (``/asr/live``, ``/v1/realtime``)."""
+
+    @model_validator(mode="after")
+    def _check_live_threads(self) -> Self:
+        # every live session holds a request thread for its whole length
+        check_queue_reachable(self.server, self.limits.max_waiting + self.live.max_sessions)
+        return self

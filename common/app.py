@@ -234,10 +234,13 @@ def create_service_app(
     use_orjson(app)
     app.config["MAX_CONTENT_LENGTH"] = settings.server.max_body_bytes
     document = OpenAPIDocument(title=f"{name} service", version=version, description=description)
-    for blueprint in (kit, *blueprints):
+    all_blueprints = (kit, *blueprints)
+    for blueprint in all_blueprints:
         app.register_blueprint(blueprint)
         document.operations.extend(blueprint.operations)
-    open_endpoints = frozenset(op.endpoint for op in document.operations if op.open)
+    open_endpoints = frozenset(op.endpoint for op in document.operations if op.open) | {
+        endpoint for blueprint in all_blueprints for endpoint in blueprint.websocket_endpoints
+    }
     app.extensions["suite"] = ServiceContext(name, settings, engine, ServiceMetrics(name), document, open_endpoints)
     app.before_request(_start_request)
     app.after_request(_finish_request)

@@ -118,6 +118,9 @@ class ModelEngine:
         if self.observer is not None:
             self.observer.observe_stopped(queue)
 
+    def begin_shutdown(self) -> None:
+        """The server was asked to stop: end long-lived work (e.g. live sessions) before requests drain."""
+
     def close(self) -> None:
         """Release models and workers (override and call super)."""
         self._closed = True

@@ -16,60 +16,109 @@ T = TypeVar("T")
 
 
 class ModelSlot:
-    """A lock with a bounded, observable queue in front of it."""
+    """A lock with a bounded, observable queue in front of it.
+
+    Two kinds of callers share it: requests (bounded line, 429 past it) and *priority* callers
+    (live transcription's short decodes). When both kinds wait, they take turns, so neither starves.
+    """
 
     def __init__(self, name: str, *, max_waiting: int, wait_timeout: float) -> None:
         self.name = name
         self.max_waiting = max_waiting
         self.wait_timeout = wait_timeout
-        self._lock = threading.Lock()
-        self._guard = threading.Lock()
+        self._turn = threading.Condition()
+        self._busy = False
         self._waiting = 0
+        self._priority_waiting = 0
+        self._last_was_priority = False
 
     def depth(self) -> int:
         """Callers waiting for the model."""
-        return self._waiting
+        return self._waiting + self._priority_waiting
 
     def in_use(self) -> int:
         """1 while a caller holds the model, else 0."""
-        return int(self._lock.locked())
+        return int(self._busy)
 
-    def acquire(self) -> Lease:
+    def priority_waiting(self) -> bool:
+        """Whether a priority caller waits (a long holder should :meth:`Lease.yield_turn`)."""
+        return self._priority_waiting > 0
+
+    def acquire(self, *, priority: bool = False) -> Lease:
         """Wait for the model and return a lease; release it exactly once (``Lease.release``).
 
         Raises:
-            Overloaded: ``max_waiting`` callers already wait.
+            Overloaded: ``max_waiting`` requests already wait (never for priority callers).
             ServiceUnavailable: not acquired within ``wait_timeout``.
         """
-        with self._guard:
-            if self._lock.locked() and self._waiting >= self.max_waiting:
+        with self._turn:
+            if not priority and self._busy and self._waiting >= self.max_waiting:
                 raise Overloaded(
                     f"{self.name} is busy and {self._waiting} requests are waiting; retry shortly", retry_after=2
                 )
+            if not self._take(priority, self.wait_timeout):
+                raise ServiceUnavailable(
+                    f"waited {self.wait_timeout:.0f} s for {self.name}; retry later", code="queue_timeout"
+                )
+        return Lease(self._release, self._yield_turn)
+
+    def _take(self, priority: bool, timeout: float | None) -> bool:
+        """Wait (holding ``_turn``) until it is this caller's turn and take the model; False on timeout."""
+        if priority:
+            self._priority_waiting += 1
+        else:
             self._waiting += 1
         try:
-            acquired = self._lock.acquire(timeout=self.wait_timeout)
+            taken = self._turn.wait_for(lambda: self._may_take(priority), timeout)
+            if taken:
+                self._busy = True
+                self._last_was_priority = priority
+            return taken
         finally:
-            with self._guard:
+            if priority:
+                self._priority_waiting -= 1
+            else:
                 self._waiting -= 1
-        if not acquired:
-            raise ServiceUnavailable(
-                f"waited {self.wait_timeout:.0f} s for {self.name}; retry later", code="queue_timeout"
-            )
-        return Lease(self._lock.release)
+            self._turn.notify_all()  # one waiter fewer can make another one's turn
+
+    def _may_take(self, priority: bool) -> bool:
+        if self._busy:
+            return False
+        others = self._waiting if priority else self._priority_waiting
+        return others == 0 or self._last_was_priority != priority
+
+    def _release(self) -> None:
+        with self._turn:
+            self._busy = False
+            self._turn.notify_all()
+
+    def _yield_turn(self) -> None:
+        with self._turn:
+            if not self._priority_waiting:
+                return
+            self._busy = False
+            self._last_was_priority = False
+            self._turn.notify_all()
+            self._take(False, None)
 
 
 class Lease:
     """Holds a :class:`ModelSlot` until :meth:`release` (idempotent)."""
 
-    def __init__(self, release: Callable[[], None]) -> None:
+    def __init__(self, release: Callable[[], None], yield_turn: Callable[[], None] | None = None) -> None:
         self._release: Callable[[], None] | None = release
+        self._yield_turn = yield_turn
 
     def release(self) -> None:
         """Give the model back."""
         if self._release is not None:
             release, self._release = self._release, None
             release()
+
+    def yield_turn(self) -> None:
+        """Let a waiting priority caller use the model once, then hold it again (blocks meanwhile)."""
+        if self._release is not None and self._yield_turn is not None:
+            self._yield_turn()
 
 
 class LeasedStream(Generic[T]):
@@ -85,7 +134,9 @@ class LeasedStream(Generic[T]):
 
     def __iter__(self) -> Iterator[T]:
         try:
-            yield from self._items
+            for item in self._items:
+                yield item
+                self._lease.yield_turn()  # between items the model is idle: let live decodes in
         finally:
             self.close()
 

@@ -82,6 +82,8 @@ class ApiBlueprint(Blueprint):
     def __init__(self, name: str, import_name: str, **kwargs: Any) -> None:
         super().__init__(name, import_name, **kwargs)
         self.operations: list[Operation] = []
+        self.websocket_endpoints: set[str] = set()
+        """WebSocket endpoints: they check the API key themselves after accepting (common.websocket)."""
 
     def api(
         self,

@@ -5,6 +5,7 @@ config and its env overrides are the one place to change them.
 """
 
 import os
+import signal
 
 from common.gunicorn_errors import install as use_json_errors
 from common.services import SERVICES
@@ -31,8 +32,26 @@ loglevel = _server.log_level
 access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms rid=%({x-request-id}o)s'
 
 
+def _engine(worker):
+    context = getattr(getattr(worker, "wsgi", None), "extensions", {}).get("suite")
+    return context.engine if context is not None else None
+
+
+def post_worker_init(worker):
+    """On SIGTERM, tell the engine at once (live sessions end with an error event), then stop as gunicorn does."""
+    stop = signal.getsignal(signal.SIGTERM)
+
+    def on_sigterm(signum, frame):
+        engine = _engine(worker)
+        if engine is not None:
+            engine.begin_shutdown()
+        stop(signum, frame)
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+
+
 def worker_exit(server, worker):
     """Stop the engine's batch workers cleanly when a worker exits."""
-    app = getattr(getattr(worker, "wsgi", None), "extensions", {}).get("suite")
-    if app is not None:
-        app.engine.close()
+    engine = _engine(worker)
+    if engine is not None:
+        engine.close()

@@ -32,6 +32,9 @@ class TranscriptionParams:
     temperature: float | None = None
     """Sampling temperature; None uses the backend's fallback schedule."""
     word_timestamps: bool = False
+    utterance: bool = False
+    """The samples are one short utterance already cut at pauses (live transcription): the backend may
+    skip its own voice detection and decode it as a whole, in a shorter window where it can."""
 
 
 @dataclass(frozen=True)
