@@ -75,14 +75,19 @@ class AsrEngine(SingleModelEngine[AsrBackend]):
         self.ensure_ready()
         return self.live.open(sample_rate=sample_rate, language=language)
 
-    def _decode_live(self, samples: np.ndarray, language: str | None) -> tuple[str, str | None]:
-        """One utterance to text; the live decoder holds the model."""
+    def _decode_live(self, samples: np.ndarray, language: str | None, may_be_final: bool) -> tuple[str, str | None]:
+        """One utterance to text; the live decoder holds the model.
+
+        Partials take the backend's fast utterance path; what may become a final does too unless
+        ``live.fast_finals`` is off (then finals are decoded exactly as the file routes decode).
+        """
         backend = self._backend
         assert backend is not None
         started = time.perf_counter()
         outcome = "failed"
         try:
-            info, segments = backend.transcribe(samples, TranscriptionParams(language=language, utterance=True))
+            fast = not may_be_final or self.settings.live.fast_finals
+            info, segments = backend.transcribe(samples, TranscriptionParams(language=language, utterance=fast))
             text = "".join(segment.text for segment in segments).strip()
             outcome = "done"
         finally:

@@ -60,7 +60,10 @@ class LiveLimits(BaseModel):
     """Utterances with less speech than this are dropped as noise."""
     speech_threshold: float = Field(default=0.5, gt=0, lt=1)
     """Silero speech probability above which a 32 ms window counts as speech."""
-    pad_before_s: float = Field(default=0.4, ge=0, le=1)
+    fast_finals: bool = True
+    """Finals take the backend's fast path for short utterances too (Whisper: a shorter window);
+    off, they are decoded as the file routes decode them (slower, the same text as ``/asr``)."""
+    pad_before_s: float = Field(default=0.5, ge=0, le=1)
     """Audio kept before the first speech window of an utterance (less cuts Whisper's first word)."""
     pad_after_s: float = Field(default=0.2, ge=0, le=1)
     """Audio kept after the last speech window; the final is decoded once this much pause is heard."""
@@ -77,11 +80,13 @@ class DecodeJob:
     samples: np.ndarray
     final: bool
     language: str | None
+    may_be_final: bool
+    """A final, or a speculative decode of exactly what the final will be."""
     requested: float = field(default_factory=time.monotonic)
 
 
-Decode = Callable[[np.ndarray, str | None], tuple[str, str | None]]
-"""``decode(samples_16k, language) -> (text, language)``; the caller holds the model."""
+Decode = Callable[[np.ndarray, str | None, bool], tuple[str, str | None]]
+"""``decode(samples_16k, language, may_be_final) -> (text, language)``; the caller holds the model."""
 
 
 class PcmConverter:
@@ -283,7 +288,7 @@ class LiveSession:
         elif silence >= self._pad and self._speculated != target:
             # speculative final: decode exactly what the final would be while the pause goes on
             self._speculated = target
-            self._request(target, final=False)
+            self._request(target, final=False, speculative=True)
 
     def _maybe_request_partial(self) -> None:
         if self._speech_start is None or self._finishing:
@@ -293,7 +298,7 @@ class LiveSession:
         if self._scored - self._last_partial_end >= self.limits.partial_interval_s * RATE:
             self._request(self._scored, final=False)
 
-    def _request(self, end: int, *, final: bool) -> None:
+    def _request(self, end: int, *, final: bool, speculative: bool = False) -> None:
         assert self._speech_start is not None
         start = self._speech_start
         job = DecodeJob(
@@ -304,6 +309,7 @@ class LiveSession:
             self._audio[start - self._base : end - self._base].copy(),
             final,
             self._utterance_language,
+            final or speculative,
         )
         if final:
             self._finals.append(job)
@@ -499,7 +505,7 @@ class LiveDecoder:
             try:
                 lease = self._acquire()
                 try:
-                    text, language = self._decode(job.samples, job.language)
+                    text, language = self._decode(job.samples, job.language, job.may_be_final)
                 finally:
                     lease.release()
             except ApiError as exc:

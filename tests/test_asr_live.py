@@ -25,7 +25,7 @@ class RecordingDecoder:
         self.gate = threading.Event()
         self.gate.set()
 
-    def __call__(self, samples: np.ndarray, language: str | None) -> tuple[str, str | None]:
+    def __call__(self, samples: np.ndarray, language: str | None, may_be_final: bool) -> tuple[str, str | None]:
         self.gate.wait(10)
         self.calls.append((len(samples), language))
         return f"heard {len(samples) / RATE:.2f} s", language or "en"

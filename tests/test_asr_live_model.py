@@ -70,16 +70,17 @@ def chinese_speech(tts_engine: Any) -> np.ndarray:
 
 
 def test_english_live_finals_match_the_file_route(asr_engine: AsrEngine) -> None:
-    clips = librivox_clips()[1:3]
+    clips = librivox_clips()
     audio = with_pauses(*(read_wav(path) for path, _ in clips))
-    events = live_events(asr_engine, audio, language="en", hold_at=2.0)
+    events = live_events(asr_engine, audio, language="en", hold_at=2.5)
     finals = [e for e in events if e.get("final")]
-    assert len(finals) == 2, events
+    assert len(finals) == len(clips), events
     assert any("partial_text" in e for e in events[: events.index(finals[0])]), "partials come before the final"
-    for final, (path, reference) in zip(finals, clips, strict=True):
-        file_text = asr_engine.transcribe(path.read_bytes()).text
-        assert word_error_rate(reference, final["text"]) <= word_error_rate(reference, file_text) + 0.05, final
-    assert events[-1]["event"] == "done"
+    reference = " ".join(text for _, text in clips)
+    file_text = asr_engine.transcribe(wav_bytes(audio)).text
+    # at most two words of 71 apart (a short window hears "ill-sposed" where the 30 s one hears "ill-disposed")
+    assert word_error_rate(reference, events[-1]["text"]) <= word_error_rate(reference, file_text) + 0.03
+    assert events[-1]["event"] == "done" and events[-1]["text"] == " ".join(f["text"] for f in finals)
 
 
 def test_auto_language_detects_english(asr_engine: AsrEngine) -> None:

@@ -12,6 +12,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from asr_service.backends import Segment, TranscriptInfo, TranscriptionParams, Word
+from asr_service.backends.whisper_utterance import decode_utterance
 from common.bundled import assemble, cache_dir, package_dir, resolve_model_path
 from common.errors import BadRequest
 
@@ -139,6 +140,13 @@ class WhisperBackend:
         if params.temperature is not None:
             kwargs["temperature"] = params.temperature
         duration = len(samples) / SAMPLE_RATE
+        if params.utterance and not (params.prompt or params.hotwords or params.word_timestamps):
+            decoded = decode_utterance(self._model, samples, params.language, self.options.beam_size)
+            if decoded is not None:
+                text, language = decoded
+                if language == "zh" and self._to_simplified is not None:
+                    text = self._to_simplified.convert(text)
+                return TranscriptInfo(language, duration), iter([Segment(0, 0.0, duration, text)])
         if not self.options.vad:
             segments, info = self._model.transcribe(samples, language=params.language, vad_filter=False, **kwargs)
             convert = self._to_simplified if info.language == "zh" else None

@@ -1,0 +1,78 @@
+"""Whisper on one short utterance in a short window: the live path's fast decode.
+
+Whisper's encoder always reads a 30 s window, and its cost grows faster than the window; for an
+utterance of a few seconds that is most of the decode. CTranslate2's encoder takes shorter windows:
+the utterance is padded with silence to the next 5 s (at least 1.5 s of it, which the decoder needs to
+end cleanly) and decoded with timestamps, as Whisper was trained. A short window can make Whisper
+repeat itself; any repeated run of words (or characters, for unspaced scripts) sends the utterance back
+to the ordinary 30 s decode, so the fast path never returns worse text than a loop.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+import numpy as np
+
+SAMPLE_RATE = 16000
+TAIL_S = 1.5
+"""Silence after the utterance inside the window."""
+STEP_S = 5.0
+MAX_WINDOW_S = 30.0
+_WORD = re.compile(r"\w+")
+
+
+def window_seconds(duration: float) -> float | None:
+    """The window for an utterance of ``duration`` seconds, or None when only the full 30 s fits."""
+    window = max(STEP_S, math.ceil((duration + TAIL_S) / STEP_S) * STEP_S)
+    return window if window < MAX_WINDOW_S else None
+
+
+def repeats(text: str) -> bool:
+    """Whether a run of 3 words (or 5 characters of unspaced text) occurs twice."""
+    words = _WORD.findall(text.lower())
+    if len(words) * 3 < len(text.replace(" ", "")) / 2:  # few spaces: Chinese, Japanese
+        units: list[str] = [c for c in text if not c.isspace() and c.isalnum()]
+        size = 5
+    else:
+        units, size = words, 3
+    grams = [tuple(units[i : i + size]) for i in range(len(units) - size + 1)]
+    return len(grams) != len(set(grams))
+
+
+def decode_utterance(model: Any, samples: np.ndarray, language: str | None, beam_size: int) -> tuple[str, str] | None:
+    """Text and language of one utterance, or None when the caller should decode it the ordinary way.
+
+    Args:
+        model: a ``faster_whisper.WhisperModel``.
+        samples: 16 kHz mono float32, the utterance with a little silence around it.
+        language: the language to decode in, or None to detect it from this window.
+    """
+    from faster_whisper.tokenizer import Tokenizer
+    from faster_whisper.transcribe import get_ctranslate2_storage
+
+    duration = len(samples) / SAMPLE_RATE
+    window = window_seconds(duration)
+    if window is None or not len(samples):
+        return None
+    padded = np.zeros(int(window * SAMPLE_RATE), dtype=np.float32)
+    padded[: len(samples)] = samples
+    features = model.feature_extractor(padded)[:, : int(window * 100)]
+    encoded = model.model.encode(get_ctranslate2_storage(np.ascontiguousarray(features[None], dtype=np.float32)))
+    if language is None:
+        language = model.model.detect_language(encoded)[0][0][0][2:-2]
+    tokenizer = Tokenizer(model.hf_tokenizer, model.model.is_multilingual, task="transcribe", language=language)
+    result = model.model.generate(
+        encoded,
+        [list(tokenizer.sot_sequence)],
+        beam_size=beam_size,
+        max_length=min(448, int(24 + 12 * duration)),
+        suppress_blank=True,
+        suppress_tokens=[-1],
+    )
+    text = tokenizer.decode(result[0].sequences_ids[0]).strip()
+    if repeats(text):
+        return None
+    return text, language
