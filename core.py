@@ -8,6 +8,9 @@
         print(suite.embedding.rerank("如何重置我的密码", ["这家餐厅的菜很好吃", "忘记密码怎么办"]))
         reply = suite.voice_chat("question.wav")   # heard text, reply text, reply audio (WAV)
 
+Live transcription (``suite.asr.live()``, ``suite.asr.transcribe_live("question.wav")``, ``core.py live
+FILE``) talks WebSocket and needs the ``websockets`` package; everything else needs only httpx.
+
 Base URLs default to the local ports and can be set by argument or by ``EMBEDDING_URL``, ``ASR_URL``,
 ``LLM_URL``, ``TTS_URL``; ``SUITE_API_KEY`` (or ``api_key=``) sends a bearer token.
 
@@ -26,33 +29,25 @@ import os
 import re
 import struct
 import sys
+import threading
 import time
+import wave
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlencode
 
 import httpx
 
-__all__ = [
-    "ASRClient",
-    "AuthenticationError",
-    "Core",
-    "EmbeddingClient",
-    "InvalidRequestError",
-    "LLMClient",
-    "NotFoundError",
-    "RateLimitError",
-    "ServerError",
-    "ServiceUnavailableError",
-    "StreamError",
-    "SuiteError",
-    "TTSClient",
-    "UpstreamFailureError",
-    "VoiceEvent",
-    "VoiceReply",
-]
+__all__ = [  # noqa: RUF022 (grouped: clients, results, errors)
+    "ASRClient", "Core", "EmbeddingClient", "LLMClient", "LiveTranscription", "TTSClient", "VoiceEvent", "VoiceReply",
+    "AuthenticationError", "InvalidRequestError", "NotFoundError", "RateLimitError", "ServerError",
+    "ServiceUnavailableError", "StreamError", "SuiteError", "UpstreamFailureError",
+]  # fmt: skip
 RETRIED_STATUSES = (429, 503)
+AudioSource = str | Path | bytes
+"""An audio file's path, or its bytes."""
 
 
 class SuiteError(Exception):
@@ -113,6 +108,15 @@ _ERROR_BY_STATUS: dict[int, type[SuiteError]] = {
     503: ServiceUnavailableError,
     504: UpstreamFailureError,
 }
+_ERROR_BY_TYPE: dict[str | None, type[SuiteError]] = {
+    "authentication_error": AuthenticationError,
+    "invalid_request_error": InvalidRequestError,
+    "not_found_error": NotFoundError,
+    "rate_limit_error": RateLimitError,
+    "service_unavailable_error": ServiceUnavailableError,
+    "server_error": ServerError,
+}
+"""What a WebSocket error event's ``type`` raises."""
 
 
 def _error_for(response: httpx.Response) -> SuiteError:
@@ -225,7 +229,7 @@ class _Client:
                 yield item
 
 
-def _audio(audio: str | Path | bytes) -> tuple[str, bytes]:
+def _audio(audio: AudioSource) -> tuple[str, bytes]:
     if isinstance(audio, bytes):
         return "audio.wav", audio
     path = Path(audio)
@@ -264,23 +268,108 @@ class ASRClient(_Client):
     env_var = "ASR_URL"
     default_url = "http://127.0.0.1:7205"
 
-    def transcribe(self, audio: str | Path | bytes, language: str | None = None, **fields: str) -> str:
+    def transcribe(self, audio: AudioSource, language: str | None = None, **fields: str) -> str:
         """The text of an audio file (path or bytes); ``transcribe_detail`` gives segments too."""
         return self.transcribe_detail(audio, language, **fields)["text"]
 
     def transcribe_detail(
-        self, audio: str | Path | bytes, language: str | None = None, **fields: str
+        self, audio: AudioSource, language: str | None = None, **fields: str
     ) -> dict[str, Any]:
         """``{"text", "language", "duration", "segments"}``."""
         data = {k: v for k, v in {"language": language, **fields}.items() if v is not None}
         return self._request("POST", "/asr", files={"file": _audio(audio)}, data=data).json()
 
-    def transcribe_stream(self, audio: str | Path | bytes, language: str | None = None) -> Iterator[str]:
+    def transcribe_stream(self, audio: AudioSource, language: str | None = None) -> Iterator[str]:
         """The text so far, once per decoded segment."""
         data = {"language": language} if language else {}
         for line in self._lines("/asr/stream", files={"file": _audio(audio)}, data=data):
             if "partial_text" in line:
                 yield line["partial_text"]
+
+    def live(self, language: str | None = None, sample_rate: int = 16000) -> LiveTranscription:
+        """Open a live session on ``/asr/live`` (close it, or use ``with``)."""
+        query = urlencode({"language": language or "auto", "sample_rate": sample_rate})
+        url = str(self._http.base_url).rstrip("/").replace("http", "ws", 1) + f"/asr/live?{query}"
+        auth = self._http.headers.get("Authorization")
+        return LiveTranscription(url, {"Authorization": auth} if auth else {})
+
+    def transcribe_live(
+        self, wav_path: str | Path, language: str | None = None, speed: float = 1.0
+    ) -> Iterator[dict[str, Any]]:
+        """Stream a 16-bit mono WAV file as if spoken now (``speed`` x real time); yield the live events."""
+        with wave.open(str(wav_path)) as wav:
+            if wav.getnchannels() != 1 or wav.getsampwidth() != 2:
+                raise ValueError(f"{wav_path}: need 16-bit mono WAV")
+            rate, pcm = wav.getframerate(), wav.readframes(wav.getnframes())
+        with self.live(language, rate) as session:
+
+            def feed() -> None:
+                step, started = rate // 10 * 2, time.monotonic()
+                with contextlib.suppress(Exception):  # a closed session is reported by the iterator
+                    for index, position in enumerate(range(0, len(pcm), step)):
+                        time.sleep(max(0.0, started + index * 0.1 / speed - time.monotonic()))
+                        session.send(pcm[position : position + step])
+                    session.end()
+
+            threading.Thread(target=feed, daemon=True).start()
+            yield from session
+
+
+class LiveTranscription:
+    """One ``/asr/live`` session: :meth:`send` PCM as it comes, iterate the service's events as they arrive.
+
+    Events are dicts: ``{"partial_text", "start", "end"}``, ``{"text", "final": True, "language", ...}`` per
+    utterance and ``{"event": "done", "text", "duration"}`` after :meth:`end`. An error event raises its
+    :class:`SuiteError` type; so does a refused or broken connection. Not retried.
+    """
+
+    def __init__(self, url: str, headers: dict[str, str]) -> None:
+        from websockets.exceptions import WebSocketException
+        from websockets.sync.client import connect
+
+        try:
+            self._ws = connect(url, additional_headers=headers, max_size=None, open_timeout=30)
+            self.ready: dict[str, Any] = self._raise_error(json.loads(self._ws.recv(timeout=60)))
+        except (OSError, TimeoutError, WebSocketException) as exc:
+            raise ServiceUnavailableError(f"cannot open {url}: {exc}") from None
+
+    def send(self, pcm: bytes) -> None:
+        """Send signed 16-bit little-endian mono PCM at the session's sample rate (whole samples)."""
+        self._ws.send(pcm)
+
+    def end(self) -> None:
+        """No more audio: the last utterance is finalised, then ``done`` comes and the session closes."""
+        self._ws.send(json.dumps({"event": "end"}))
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        from websockets.exceptions import ConnectionClosed
+
+        try:
+            for message in self._ws:
+                event = self._raise_error(json.loads(message))
+                yield event
+                if event.get("event") == "done":
+                    return
+        except ConnectionClosed as exc:
+            raise ServiceUnavailableError(f"live session closed before done: {exc}") from None
+
+    @staticmethod
+    def _raise_error(event: dict[str, Any]) -> dict[str, Any]:
+        if "error" in event:
+            detail = event["error"]
+            kind = _ERROR_BY_TYPE.get(detail.get("type"), StreamError)
+            raise kind(str(detail.get("message")), code=detail.get("code"))
+        return event
+
+    def close(self) -> None:
+        """Close the connection (the service drops the session)."""
+        self._ws.close()
+
+    def __enter__(self) -> LiveTranscription:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 class LLMClient(_Client):
@@ -335,54 +424,36 @@ class TTSClient(_Client):
     default_url = "http://127.0.0.1:7206"
 
     @staticmethod
-    def _form(
-        text: str,
-        style: str | None,
-        prompt_audio: str | Path | bytes | None,
-        temperature: float | None,
-        top_p: float | None,
-    ) -> dict[str, Any]:
-        fields = {"text": text, "style": style, "temperature": temperature, "top_p": top_p}
+    def _form(text: str, style: str | None, prompt_audio: AudioSource | None, params: dict[str, Any]) -> dict[str, Any]:
+        fields = {"text": text, "style": style, **params}
         form: dict[str, Any] = {"data": {k: str(v) for k, v in fields.items() if v is not None}}
         if prompt_audio is not None:
             form["files"] = {"prompt_audio": _audio(prompt_audio)}
         else:  # multipart even without a file, as the seed's curl calls send it
-            form["files"] = {"text": (None, text)}
-            del form["data"]["text"]
+            form["files"] = {"text": (None, form["data"].pop("text"))}
         return form
 
     def synthesize(
-        self,
-        text: str,
-        style: str | None = None,
-        prompt_audio: str | Path | bytes | None = None,
-        temperature: float | None = None,
-        top_p: float | None = None,
-        save_to: str | Path | None = None,
-    ) -> bytes:
-        """WAV bytes for ``text`` (also written to ``save_to`` if given).
+        self, text: str, style: str | None = None, prompt_audio: AudioSource | None = None,
+        save_to: str | Path | None = None, **params: float | None,
+    ) -> bytes:  # fmt: skip
+        """WAV bytes for ``text`` (also written to ``save_to``). ``params``: ``temperature``, ``top_p``.
 
         ``prompt_audio`` (a path or bytes) is a reference recording; it wins over ``style``.
         """
-        form = self._form(text, style, prompt_audio, temperature, top_p)
-        wav = self._request("POST", "/synthesize", **form).content
+        wav = self._request("POST", "/synthesize", **self._form(text, style, prompt_audio, params)).content
         if save_to is not None:
             Path(save_to).write_bytes(wav)
         return wav
 
     def synthesize_stream(
-        self,
-        text: str,
-        style: str | None = None,
-        prompt_audio: str | Path | bytes | None = None,
-        temperature: float | None = None,
-        top_p: float | None = None,
+        self, text: str, style: str | None = None, prompt_audio: AudioSource | None = None, **params: float | None
     ) -> Iterator[bytes]:
         """The WAV as it is made: a 44-byte header with "unknown length" sizes, then PCM per clause.
 
         Writing the chunks in order to a file gives a playable WAV.
         """
-        yield from self._bytes("/synthesize/stream", **self._form(text, style, prompt_audio, temperature, top_p))
+        yield from self._bytes("/synthesize/stream", **self._form(text, style, prompt_audio, params))
 
     def styles(self) -> dict[str, Any]:
         """``{"default", "styles": [{"name", "language", "description"}], "aliases"}``."""
@@ -485,7 +556,7 @@ class Core:
 
     def voice_chat_stream(
         self,
-        audio: str | Path | bytes,
+        audio: AudioSource,
         system: str | None = None,
         style: str | None = None,
         language: str | None = None,
@@ -516,7 +587,7 @@ class Core:
 
     def voice_chat(
         self,
-        audio: str | Path | bytes,
+        audio: AudioSource,
         system: str | None = None,
         style: str | None = None,
         language: str | None = None,
@@ -543,47 +614,50 @@ class Core:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python core.py asr FILE | chat TEXT | tts TEXT -o OUT | voice IN -o OUT | embed TEXT | health``."""
+    """``python core.py asr FILE | live FILE | chat TEXT | tts TEXT -o OUT | voice IN -o OUT | embed TEXT | health``."""
     import argparse
 
     parser = argparse.ArgumentParser(prog="core.py", description="Call the suite's services.")
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("asr", help="transcribe an audio file").add_argument("file")
-    chat = commands.add_parser("chat", help="ask the LLM (streams the answer)")
-    chat.add_argument("text")
-    chat.add_argument("--system")
-    tts = commands.add_parser("tts", help="speak a text into a WAV file")
-    tts.add_argument("text")
-    tts.add_argument("-o", "--output", default="out.wav")
-    tts.add_argument("--style")
-    voice = commands.add_parser("voice", help="answer a spoken question with speech")
-    voice.add_argument("file")
-    voice.add_argument("-o", "--output", default="reply.wav")
-    voice.add_argument("--system")
-    voice.add_argument("--style")
-    commands.add_parser("embed", help="print a text's vector length and first values").add_argument("text")
-    commands.add_parser("health", help="every service's /health")
+    for name, about, positional, options in (
+        ("asr", "transcribe an audio file", "file", ()),
+        ("live", "stream a 16-bit mono WAV as if spoken; print partials and finals", "file", ("language", "speed")),
+        ("chat", "ask the LLM (streams the answer)", "text", ("system",)),
+        ("tts", "speak a text into a WAV file (-o, default out.wav)", "text", ("output", "style")),
+        ("voice", "answer a spoken question in speech (-o, default reply.wav)", "file", ("output", "system", "style")),
+        ("embed", "print a text's vector length and first values", "text", ()),
+        ("health", "every service's /health", None, ()),
+    ):
+        command = commands.add_parser(name, help=about)
+        if positional:
+            command.add_argument(positional)
+        for option in options:
+            flags = ["-o", "--output"] if option == "output" else [f"--{option}"]
+            command.add_argument(*flags, type=float if option == "speed" else str)
     args = parser.parse_args(argv)
     try:
         with Core() as suite:
             if args.command == "asr":
                 print(suite.asr.transcribe(args.file))
+            elif args.command == "live":
+                for event in suite.asr.transcribe_live(args.file, args.language, args.speed or 1.0):
+                    if "partial_text" in event:
+                        print(f"\r… {event['partial_text']}"[-100:], end="", flush=True)
+                    elif event.get("final"):
+                        print(f"\r[{event['start']:6.2f}-{event['end']:6.2f}] {event['text']}\x1b[K")
             elif args.command == "chat":
                 for piece in suite.llm.chat_stream(args.text, system=args.system):
                     print(piece, end="", flush=True)
                 print()
             elif args.command == "tts":
-                wav = suite.tts.synthesize(args.text, style=args.style, save_to=args.output)
-                seconds = (len(wav) - WAV_HEADER_BYTES) / 2 / wav_rate(wav)
-                print(f"{args.output}: {seconds:.2f} s")
+                wav = suite.tts.synthesize(args.text, style=args.style, save_to=args.output or "out.wav")
+                print(f"{args.output or 'out.wav'}: {(len(wav) - WAV_HEADER_BYTES) / 2 / wav_rate(wav):.2f} s")
             elif args.command == "voice":
                 reply = suite.voice_chat(args.file, system=args.system, style=args.style)
-                Path(args.output).write_bytes(reply.audio)
+                Path(args.output or "reply.wav").write_bytes(reply.audio)
                 print(f"heard: {reply.heard}\nreply: {reply.reply}")
-                print(
-                    f"{args.output}: first audio after {reply.first_audio_s:.2f} s, reply text done after "
-                    f"{reply.reply_s:.2f} s, all audio after {reply.total_s:.2f} s"
-                )
+                print(f"first audio after {reply.first_audio_s:.2f} s, reply text done after {reply.reply_s:.2f} s,"
+                      f" all audio after {reply.total_s:.2f} s")  # fmt: skip
             elif args.command == "embed":
                 vector = suite.embedding.embed(args.text)
                 print(len(vector), [round(x, 4) for x in vector[:5]])

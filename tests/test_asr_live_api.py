@@ -5,8 +5,13 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
+import os
+import re
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -16,10 +21,11 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 from werkzeug.serving import make_server
 
+import core
 from asr_service.app import create_app
 from asr_service.engine import AsrEngine
 from asr_service.settings import AsrSettings
-from harness.speech import librivox_clips, read_wav
+from harness.speech import librivox_clips, read_wav, wav_bytes
 from tests.conftest import fake_settings
 from tests.test_asr_live import irregular_frames, pcm
 
@@ -217,3 +223,37 @@ def test_http_auth_still_guards_file_routes(asr_fake_settings: AsrSettings) -> N
     server = asr_fake_settings.server.model_copy(update={"api_key": SecretStr("sesame")})
     with serve(asr_fake_settings.model_copy(update={"server": server})) as (url, _):
         assert httpx.post(url.replace("ws://", "http://") + "/asr").status_code == 401
+
+
+def test_core_live_client_and_cli(live: tuple[str, AsrEngine], tmp_path: Path) -> None:
+    url, _ = live
+    http_url = url.replace("ws://", "http://")
+    wav = tmp_path / "speech.wav"
+    wav.write_bytes(wav_bytes(np.frombuffer(speech(), dtype="<i2").astype(np.float32) / 32768))
+    events = list(core.ASRClient(http_url).transcribe_live(wav, language="en", speed=20))
+    assert [e for e in events if e.get("final")] and events[-1]["event"] == "done"
+    printed = subprocess.run(
+        [sys.executable, "core.py", "live", str(wav), "--speed", "20"],
+        env={**os.environ, "ASR_URL": http_url},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert printed.returncode == 0, printed.stderr
+    assert re.search(r"\[\s*0\.\d+-\s*\d+\.\d+\] \S", printed.stdout), printed.stdout
+
+
+def test_core_live_client_raises_typed_errors(asr_fake_settings: AsrSettings) -> None:
+    server = asr_fake_settings.server.model_copy(update={"api_key": SecretStr("sesame")})
+    live = asr_fake_settings.live.model_copy(update={"max_sessions": 1})
+    with serve(asr_fake_settings.model_copy(update={"server": server, "live": live})) as (url, _):
+        http_url = url.replace("ws://", "http://")
+        with pytest.raises(core.AuthenticationError):
+            core.ASRClient(http_url, api_key="wrong").live()
+        client = core.ASRClient(http_url, api_key="sesame")
+        with client.live(language="en") as first:
+            assert first.ready["event"] == "ready"
+            with pytest.raises(core.RateLimitError):
+                client.live()
+        with pytest.raises(core.InvalidRequestError):
+            client.live(sample_rate=5)

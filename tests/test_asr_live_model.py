@@ -198,3 +198,15 @@ def test_sigterm_ends_a_live_session_with_an_error_event(tmp_path: Path) -> None
 
 def _terminate(service: RunningService) -> None:
     os.kill(service.pid, signal.SIGTERM)
+
+
+@pytest.mark.slow
+def test_core_live_client_on_the_real_model(asr_server: RunningService, tmp_path: Path) -> None:
+    import core
+
+    path, reference = librivox_clips()[4]
+    wav = tmp_path / "question.wav"
+    wav.write_bytes(wav_bytes(with_pauses(read_wav(path))))
+    events = list(core.ASRClient(asr_server.url).transcribe_live(wav, language="en", speed=3))
+    assert events[-1]["event"] == "done"
+    assert word_error_rate(reference, events[-1]["text"]) <= 0.15, events
