@@ -503,11 +503,22 @@ class LiveDecoder:
     def _run(self) -> None:
         while (job := self._next()) is not None:
             try:
+                waited = time.monotonic()
                 lease = self._acquire()
+                started = time.monotonic()
                 try:
                     text, language = self._decode(job.samples, job.language, job.may_be_final)
                 finally:
                     lease.release()
+                log.debug(
+                    "%s: %s of %.2f s audio, queued %.2f s, waited %.2f s, decoded in %.2f s",
+                    job.session.id,
+                    "final" if job.final else "candidate" if job.may_be_final else "partial",
+                    len(job.samples) / RATE,
+                    waited - job.requested,
+                    started - waited,
+                    time.monotonic() - started,
+                )
             except ApiError as exc:
                 if job.final:
                     job.session.fail(exc)
