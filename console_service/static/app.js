@@ -26,7 +26,10 @@ let reference = null; // {blob, name, seconds}: prompt_audio for TTS
 let recorder = null; // frames of a reference recording in progress
 let holding = false; // the talk button or space bar is down
 
-const setState = (name) => (document.body.dataset.state = name);
+function setState(name) {
+  updatePlayed(); // so the played seconds are current whenever the state changes
+  document.body.dataset.state = name;
+}
 const restingState = () => (el.handsFree.checked && live ? "listening" : "idle");
 
 function showError(error) {
@@ -98,6 +101,7 @@ class LiveSession {
       showError(new ServiceError("asr", event.error.message, { code: event.error.code }));
     } else if ("partial_text" in event) {
       const text = event.partial_text.trim();
+      if (text) this.partials = (this.partials || 0) + 1;
       el.partial.textContent = [...this.finals, text].join(" ");
       if (this.mode === "free" && [...text].length >= 2 && turn && !turn.finished) bargeIn();
     } else if (event.final) {
@@ -109,17 +113,26 @@ class LiveSession {
       if (this.mode === "free" && text) {
         this.finals = [];
         startTurn(text, this.capturedAt(event.end), performance.now());
+        this.countPartials();
       }
     } else if (event.event === "done" && this.mode === "hold") {
       const text = (event.text || this.finals.join(" ")).trim();
       const spoken = this.lastEnd === undefined ? performance.now() : this.capturedAt(this.lastEnd);
       const speechEnd = Math.min(spoken, this.releasedAt || performance.now());
-      if (text) startTurn(text, speechEnd, performance.now());
-      else {
+      if (text) {
+        startTurn(text, speechEnd, performance.now());
+        this.countPartials();
+      } else {
         el.partial.textContent = t("heardNothing");
         setState(restingState());
       }
     }
+  }
+
+  /** For automation: how many partial transcripts came before the final text now shown. */
+  countPartials() {
+    el.final.dataset.partialsBefore = String(this.partials || 0);
+    this.partials = 0;
   }
 
   closed() {
@@ -267,8 +280,16 @@ function startTurn(text, speechEnd, finalAt) {
 }
 
 function bargeIn() {
+  const state = document.body.dataset.state;
+  const queued = player.queuedSeconds();
+  const playing = player.playing;
   if (turn && !turn.finished) turn.abort();
-  player.stop();
+  const played = player.stop();
+  if (state === "thinking" || state === "speaking") {
+    // for automation: what was cut short, and that nothing plays any more
+    document.body.dataset.bargeIns = String(Number(document.body.dataset.bargeIns || 0) + 1);
+    document.body.dataset.lastBargeIn = JSON.stringify({ state, played, queued, wasPlaying: playing, playingAfter: player.playing });
+  }
 }
 
 player.onStart = (at) => turn && !turn.finished && turn.audioStarted(at);
