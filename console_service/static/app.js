@@ -68,6 +68,7 @@ class LiveSession {
   }
 
   send(samples, capturedAt) {
+    if (this.ending) return; // the server refuses audio after "end"
     this.samples += samples.length;
     this.marks.push([this.samples, capturedAt]);
     if (this.marks.length > 1500) this.marks.shift();
@@ -83,6 +84,7 @@ class LiveSession {
   }
 
   end() {
+    this.ending = true;
     if (this.socket.readyState === WebSocket.OPEN) this.socket.send(JSON.stringify({ event: "end" }));
     else this.close();
   }
