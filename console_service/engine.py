@@ -9,7 +9,18 @@ from common.lifecycle import ModelEngine
 from console_service.settings import ConsoleSettings
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
-PAGE_FILES = ("index.html", "app.js", "audio.js", "clauses.js", "i18n.js", "services.js", "pcm-worklet.js", "style.css")
+PAGE_FILES = (
+    "index.html",
+    "app.js",
+    "audio.js",
+    "clauses.js",
+    "i18n.js",
+    "panels.js",
+    "services.js",
+    "pcm-worklet.js",
+    "style.css",
+    "view.js",
+)
 SERVICE_NAMES = ("asr", "llm", "tts", "embedding")
 
 

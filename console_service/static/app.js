@@ -1,20 +1,20 @@
 // The voice console: hold-to-talk or hands-free speech -> /asr/live -> /api/chat/stream -> /synthesize/stream.
 
-import { Microphone, Player, playWavStream, wavBlob } from "./audio.js";
+import { Microphone, Player, playWavStream } from "./audio.js";
 import { speakable, splitReadyClauses } from "./clauses.js";
-import { language, otherLanguage, setLanguage, t } from "./i18n.js";
-import { SERVICE_NAMES, ServiceError, Services, ndjson } from "./services.js";
+import { language, setLanguage, t } from "./i18n.js";
+import { archiveTurn, clearError, showError as showErrorIn, showLatency } from "./view.js";
+import { askForKey, currentReference, loadStyles, recordFrame, refreshHealth, wireRerank, wireSettings } from "./panels.js";
+import { ServiceError, Services, ndjson } from "./services.js";
 
 const $ = (id) => document.getElementById(id);
 const el = {
   partial: $("partial"), final: $("final"), reply: $("reply"), latency: $("latency"), error: $("error"),
   talk: $("talk"), handsFree: $("hands-free"), language: $("language"), style: $("style"), system: $("system"),
-  maxTokens: $("max-tokens"), history: $("history"), status: document.querySelector("[data-testid=status]"),
+  maxTokens: $("max-tokens"), history: $("history"),
 };
-const LABELS = { asr: "ASR", llm: "LLM", tts: "TTS", embedding: "Embeddings" };
 const HEALTH_EVERY_MS = 5000;
 const RECONNECT_MS = 1000;
-const REFERENCE_SECONDS = 5;
 
 let services = null;
 const mic = new Microphone();
@@ -22,8 +22,6 @@ const player = new Player();
 let messages = []; // the conversation sent to the LLM
 let live = null; // the open LiveSession
 let turn = null; // the Turn being answered
-let reference = null; // {blob, name, seconds}: prompt_audio for TTS
-let recorder = null; // frames of a reference recording in progress
 let holding = false; // the talk button or space bar is down
 
 function setState(name) {
@@ -31,22 +29,7 @@ function setState(name) {
   document.body.dataset.state = name;
 }
 const restingState = () => (el.handsFree.checked && live ? "listening" : "idle");
-
-function showError(error) {
-  let text = error instanceof ServiceError
-    ? error.unreachable
-      ? t("unreachable", { service: LABELS[error.service], url: services.urls[error.service] })
-      : t("failed", { service: LABELS[error.service], message: error.message })
-    : String(error.message || error);
-  el.error.textContent = text;
-  el.error.dataset.service = error.service || "";
-  console.warn(text);
-}
-
-function clearError() {
-  el.error.textContent = "";
-  el.error.dataset.service = "";
-}
+const showError = (error) => showErrorIn(error, services.urls);
 
 /** One live transcription connection: a hold-to-talk press ("hold") or hands-free listening ("free"). */
 class LiveSession {
@@ -211,6 +194,7 @@ class Turn {
     const form = new FormData();
     form.set("text", clause);
     if (el.style.value) form.set("style", el.style.value);
+    const reference = currentReference();
     if (reference) form.set("prompt_audio", reference.blob, reference.name);
     try {
       const response = await services.call("tts", "/synthesize/stream", { method: "POST", body: form, signal });
@@ -243,22 +227,6 @@ class Turn {
     if (this.finished) return;
     this.finished = true;
     if (turn === this) setState(restingState());
-  }
-}
-
-function showLatency(times) {
-  const seconds = (value) => (value === undefined ? "…" : `${(value / 1000).toFixed(2)} s`);
-  el.latency.textContent = t("latency", { final: seconds(times.final), token: seconds(times.token), audio: seconds(times.audio) });
-  for (const [name, value] of Object.entries(times)) el.latency.dataset[`${name}Ms`] = String(Math.round(value));
-}
-
-function archiveTurn() {
-  if (!el.final.textContent) return;
-  for (const [role, text] of [["user", el.final.textContent], ["assistant", el.reply.textContent]]) {
-    const item = document.createElement("li");
-    item.className = role;
-    item.textContent = text;
-    el.history.append(item);
   }
 }
 
@@ -319,7 +287,7 @@ async function ensureMic() {
 
 mic.onFrame = (samples, at) => {
   if (live) live.send(samples, at);
-  if (recorder) recorder.push(samples);
+  recordFrame(samples);
 };
 
 async function press() {
@@ -398,144 +366,17 @@ function wireTalking() {
   });
 }
 
-// ---- settings
-
-async function loadStyles() {
-  try {
-    const styles = await services.json("tts", "/styles");
-    el.style.replaceChildren(
-      ...styles.styles.map((style) => {
-        const option = new Option(`${style.name} (${style.language})`, style.name);
-        option.title = style.description || "";
-        option.selected = style.name === styles.default;
-        return option;
-      }),
-    );
-  } catch (error) {
-    el.style.replaceChildren(new Option("—", ""));
-    showError(error);
-  }
-}
-
-function showReference() {
-  const stateText = $("reference-state");
-  stateText.dataset.i18n = reference ? "" : "noReference";
-  stateText.textContent = reference ? t("referenceSet", { name: reference.name, seconds: reference.seconds }) : t("noReference");
-}
-
-function wireSettings() {
-  const button = $("record-reference");
-  button.addEventListener("click", async () => {
-    if (recorder || !(await ensureMic())) return;
-    recorder = [];
-    button.textContent = t("recording");
-    setTimeout(() => {
-      const frames = recorder;
-      recorder = null;
-      const samples = new Int16Array(frames.reduce((n, frame) => n + frame.length, 0));
-      let offset = 0;
-      for (const frame of frames) samples.set(frame, (offset += frame.length) - frame.length);
-      reference = { blob: wavBlob(samples, mic.sampleRate), name: "microphone.wav", seconds: REFERENCE_SECONDS };
-      button.textContent = t("recordReference");
-      showReference();
-    }, REFERENCE_SECONDS * 1000);
-  });
-  $("reference-file").addEventListener("change", (event) => {
-    const file = event.target.files[0];
-    reference = file ? { blob: file, name: file.name, seconds: "?" } : null;
-    showReference();
-  });
-  $("clear-reference").addEventListener("click", () => {
-    reference = null;
-    $("reference-file").value = "";
-    showReference();
-  });
-  $("ui-language").addEventListener("click", () => {
-    const wasDefault = el.system.value === t("defaultSystem");
-    setLanguage(otherLanguage());
-    if (wasDefault) el.system.value = t("defaultSystem");
-    showReference();
-    refreshHealth();
-  });
-  $("key-button").addEventListener("click", async () => {
-    await services.requestKey("");
-    loadStyles();
-  });
-}
-
-function askForKey(service) {
-  const dialog = $("key-dialog");
-  $("key-reason").textContent = service ? `${t("needsKey", { service: LABELS[service] })} ${t("keyNeeded")}` : t("keyNeeded");
-  $("key-input").value = services ? services.key : "";
-  return new Promise((resolve) => {
-    dialog.addEventListener("close", () => resolve(dialog.returnValue === "ok" ? $("key-input").value.trim() : null), { once: true });
-    dialog.showModal();
-  });
-}
-
-// ---- status strip and embeddings panel
-
-async function refreshHealth() {
-  await Promise.all(
-    SERVICE_NAMES.map(async (name) => {
-      const health = await services.health(name);
-      const item = el.status.querySelector(`[data-service=${name}]`);
-      item.dataset.state = health.state;
-      const detail = health.state === "down" ? t("downDetail", { url: health.detail }) : health.state === "ok" ? health.detail : t("loading");
-      item.querySelector(".detail").textContent = `${t(health.state === "ok" ? "ok_state" : health.state)} · ${detail}`;
-      item.title = detail;
-    }),
-  );
-  el.status.dataset.checked = String(Number(el.status.dataset.checked || 0) + 1);
-}
-
-function wireRerank() {
-  const results = $("rerank-results");
-  $("rerank-form").addEventListener("submit", async (event) => {
-    event.preventDefault();
-    const query = $("rerank-query").value.trim();
-    const candidates = $("rerank-candidates").value.split("\n").map((line) => line.trim()).filter(Boolean);
-    if (!query || !candidates.length) return;
-    try {
-      const body = await services.json("embedding", "/rerank", {
-        method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ query, candidates }),
-      });
-      results.replaceChildren(
-        ...body.results.map((result) => {
-          const item = document.createElement("li");
-          item.dataset.index = String(result.index);
-          item.dataset.score = String(result.score);
-          const bar = document.createElement("meter");
-          bar.min = -1;
-          bar.max = 1;
-          bar.value = result.score;
-          const score = document.createElement("code");
-          score.textContent = result.score.toFixed(3);
-          const text = document.createElement("span");
-          text.textContent = result.text;
-          item.append(score, bar, text);
-          return item;
-        }),
-      );
-      results.dataset.model = body.model;
-    } catch (error) {
-      showError(error);
-    }
-  });
-}
-
 async function init() {
   setLanguage(language());
   el.system.value = t("defaultSystem");
-  showReference();
   wireTalking();
-  wireSettings();
-  wireRerank();
-  services = await Services.load(askForKey);
+  wireSettings({ services: () => services, mic, ensureMic, showError, onLanguage: () => refreshHealth(services) });
+  wireRerank(() => services, showError);
+  services = await Services.load((service) => askForKey(service, services ? services.key : ""));
   setInterval(updatePlayed, 100);
-  await refreshHealth();
-  setInterval(refreshHealth, HEALTH_EVERY_MS);
-  await loadStyles();
+  await refreshHealth(services);
+  setInterval(() => refreshHealth(services), HEALTH_EVERY_MS);
+  await loadStyles(services, showError);
   document.body.dataset.ready = "true";
 }
 
