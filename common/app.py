@@ -18,6 +18,7 @@ from flask import Flask, Request, Response, current_app, g, jsonify, request
 from pydantic import BaseModel, ConfigDict
 from werkzeug.exceptions import HTTPException
 
+from common.cors import install_cors
 from common.errors import ApiError, PayloadTooLarge, Unauthorized, error_body
 from common.jsonio import use_orjson
 from common.lifecycle import ModelEngine
@@ -244,6 +245,7 @@ def create_service_app(
     app.extensions["suite"] = ServiceContext(name, settings, engine, ServiceMetrics(name), document, open_endpoints)
     app.before_request(_start_request)
     app.after_request(_finish_request)
+    install_cors(app, settings.server.cors_origins)
     app.teardown_request(_end_request)
     app.register_error_handler(ApiError, _api_error)
     app.register_error_handler(HTTPException, _http_error)

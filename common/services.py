@@ -61,6 +61,7 @@ SERVICES: dict[str, Service] = {
         Service("asr", "asr_service", "AsrSettings", "AsrEngine"),
         Service("llm", "llm_service", "LlmSettings", "LlmEngine"),
         Service("tts", "tts_service", "TtsSettings", "TtsEngine"),
+        Service("console", "console_service", "ConsoleSettings", "ConsoleEngine"),
     )
 }
 

@@ -22,6 +22,8 @@ from common.registry import BackendRegistry
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CONFIG_DIR = REPO_ROOT / "configs"
+CONSOLE_ORIGINS = ("http://127.0.0.1:7200", "http://localhost:7200")
+"""Where the voice console (console_service) is served by default."""
 _ENV_REFERENCE = re.compile(r"\$\{(\w+)(?::-([^}]*))?\}")
 
 
@@ -52,6 +54,8 @@ class ServerSettings(BaseModel):
     """Seconds in-flight requests get to finish after SIGTERM."""
     log_level: str = Field(default="info", pattern="^(debug|info|warning|error)$")
     """Log level for the service's own loggers."""
+    cors_origins: list[str] = Field(default_factory=lambda: list(CONSOLE_ORIGINS))
+    """Browser origins allowed to call this service (CORS); ``"*"`` allows any. Default: the voice console."""
 
 
 def check_queue_reachable(server: ServerSettings, max_waiting: int) -> None:

@@ -94,10 +94,10 @@ def write_config(base: str, path: Path, overrides: dict) -> Path:
 
 @contextlib.contextmanager
 def launch(
-    name: str, run_dir: Path, env: dict[str, str] | None = None, timeout: float = 300
+    name: str, run_dir: Path, env: dict[str, str] | None = None, timeout: float = 300, port: int | None = None
 ) -> Iterator[RunningService]:
-    """Start service ``name`` with scripts/services.py on a free port; stop it (SIGTERM) on exit."""
-    port = free_port()
+    """Start service ``name`` with scripts/services.py on ``port`` (default: a free one); stop it (SIGTERM) on exit."""
+    port = port or free_port()
     port_env = SERVICES[name].port_env
     full_env = {**os.environ, **(env or {}), "SUITE_RUN_DIR": str(run_dir), port_env: str(port)}
     command = [sys.executable, str(SERVICES_PY), "--wait", str(timeout)]

@@ -262,6 +262,10 @@ def main() -> int:
             print("\nServices:")
             for s in services:
                 print(f"  {s.name:<10} {running_url(s, load_settings(s, service_env(s)))}")
+            console = SERVICES.get("console")
+            if console in services:
+                url = running_url(console, load_settings(console, service_env(console)))
+                print(f"\nVoice console: open {url}/ in a browser")
         return 0 if ok else 1
     if args.action == "stop":
         return 0 if all([stop(s) for s in services]) else 1

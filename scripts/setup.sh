@@ -79,6 +79,17 @@ step "Building the embedding models' ONNX graphs (all-MiniLM-L6-v2; multilingual
 PYTHONPATH=. .venv/bin/python -m embedding_service.onnx_models
 # --- end of the embedding block ---
 
+# The voice console's browser tests drive Debian's Chromium (Playwright cannot download its own browsers here).
+if [ ! -x /usr/bin/chromium ]; then
+    if [ "$(id -u)" = 0 ]; then
+        step "Installing Debian's chromium (and a Chinese font for its screenshots) for the voice console's browser tests"
+        apt-get update -q
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium fonts-wqy-microhei
+    else
+        step "Debian's chromium is missing: the browser tests need it (sudo apt-get install chromium)"
+    fi
+fi
+
 step "Checking the offline models load from their packages"
 PYTHONPATH=. .venv/bin/python - <<'PY'
 from common.bundled import resolve_model_path

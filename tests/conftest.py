@@ -91,7 +91,7 @@ def fake_settings(name: str, **update: Any) -> ServiceSettings:
     if "models" in data:
         fake = {"backend": "fake", "aliases": ["fake-alias"]}
         data.update(models={FAKE_MODEL: fake, "fake-small": {"backend": "fake"}}, default_model=FAKE_MODEL)
-    else:
+    elif "backend" in data:  # the console has no model
         data.update(backend="fake", model_name=FAKE_MODEL, options={})
     for key, value in update.items():
         data[key] = {**data[key], **value} if isinstance(value, dict) and isinstance(data.get(key), dict) else value

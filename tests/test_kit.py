@@ -206,6 +206,34 @@ def test_auth(echo_app) -> None:
         engine.close()
 
 
+def test_cors_lets_the_console_call_across_origins() -> None:
+    app, engine = make_app(api_key="k3y")
+    client = app.test_client()
+    console, stranger = "http://127.0.0.1:7200", "http://evil.example"
+    asks = {"Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "authorization,content-type"}
+    try:
+        preflight = client.options("/echo", headers={"Origin": console, **asks})
+        assert preflight.status_code == 204  # answered before the key check: browsers send no key on a preflight
+        assert preflight.headers["Access-Control-Allow-Origin"] == console
+        allowed = {h.strip() for h in preflight.headers["Access-Control-Allow-Headers"].lower().split(",")}
+        assert {"authorization", "content-type", "x-request-id"} <= allowed
+        assert "POST" in preflight.headers["Access-Control-Allow-Methods"]
+        ok = client.post("/echo", json={"words": ["a"]}, headers={"Origin": console, "Authorization": "Bearer k3y"})
+        assert ok.status_code == 200 and ok.headers["Access-Control-Allow-Origin"] == console
+        assert ok.headers["Access-Control-Expose-Headers"] == "X-Request-ID" and "Origin" in ok.headers["Vary"]
+        refused = client.post("/echo", json={"words": ["a"]}, headers={"Origin": "http://localhost:7200"})
+        assert refused.status_code == 401 and refused.headers["Access-Control-Allow-Origin"] == "http://localhost:7200"
+        other = client.options("/echo", headers={"Origin": stranger, **asks})
+        assert "Access-Control-Allow-Origin" not in other.headers
+        assert "Access-Control-Allow-Origin" not in client.get("/health", headers={"Origin": stranger}).headers
+        assert "Access-Control-Allow-Origin" not in client.get("/health").headers  # not a browser: nothing to add
+    finally:
+        engine.close()
+    settings = EchoSettings(server=ServerSettings(port=9999, cors_origins=["*"]))
+    anyone = create_service_app("echo", settings, EchoEngine(), [routes]).test_client()
+    assert anyone.get("/healthz", headers={"Origin": stranger}).headers["Access-Control-Allow-Origin"] == stranger
+
+
 def test_readiness_follows_loading() -> None:
     app, engine = make_app(ready=False)
     client = app.test_client()
