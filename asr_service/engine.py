@@ -16,7 +16,8 @@ from typing import Any
 import numpy as np
 
 from asr_service.backends import AsrBackend, Segment, TranscriptInfo, TranscriptionParams
-from asr_service.live import LiveDecoder, LiveSession
+from asr_service.live import LiveSession
+from asr_service.live_decoder import LiveDecoder
 from asr_service.settings import AsrSettings
 from asr_service.text import chinese_punctuation
 from common.audio import Audio, decode_audio

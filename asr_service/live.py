@@ -22,51 +22,22 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import av
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
 
+from asr_service.live_limits import LiveLimits
+from asr_service.pcm import PcmConverter
 from asr_service.vad import WINDOW, StreamingVad
-from common.errors import ApiError, BadRequest, Overloaded
+from common.errors import ApiError, BadRequest
+
+if TYPE_CHECKING:
+    from asr_service.live_decoder import LiveDecoder
 
 log = logging.getLogger("suite.asr.live")
 
 RATE = 16000
 _session_ids = itertools.count(1)
-
-
-class LiveLimits(BaseModel):
-    """``live:`` group of the ASR config: bounds and timing of live sessions."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    max_sessions: int = Field(default=4, ge=0, le=64)
-    """Live sessions at once; more are refused with close code 1013 (try again later)."""
-    max_session_s: float = Field(default=3600.0, gt=0)
-    """Seconds of audio one session may send."""
-    max_utterance_s: float = Field(default=20.0, ge=1, le=30)
-    """An utterance this long is finalised even without a pause (Whisper hears 30 s at most)."""
-    max_frame_bytes: int = Field(default=256 * 1024, ge=1024)
-    """Largest binary frame; bigger ones end the session with close code 1009."""
-    idle_timeout_s: float = Field(default=30.0, gt=0)
-    """A session that sends nothing for this long is closed."""
-    end_silence_s: float = Field(default=0.5, ge=0.1, le=5)
-    """A pause this long ends an utterance."""
-    partial_interval_s: float = Field(default=0.5, ge=0.1)
-    """New audio needed before another partial decode of the same utterance."""
-    min_speech_s: float = Field(default=0.25, ge=0)
-    """Utterances with less speech than this are dropped as noise."""
-    speech_threshold: float = Field(default=0.5, gt=0, lt=1)
-    """Silero speech probability above which a 32 ms window counts as speech."""
-    fast_finals: bool = True
-    """Finals take the backend's fast path for short utterances too (Whisper: a shorter window);
-    off, they are decoded as the file routes decode them (slower, the same text as ``/asr``)."""
-    pad_before_s: float = Field(default=0.5, ge=0, le=1)
-    """Audio kept before the first speech window of an utterance (less cuts Whisper's first word)."""
-    pad_after_s: float = Field(default=0.2, ge=0, le=1)
-    """Audio kept after the last speech window; the final is decoded once this much pause is heard."""
 
 
 @dataclass
@@ -87,34 +58,6 @@ class DecodeJob:
 
 Decode = Callable[[np.ndarray, str | None, bool], tuple[str, str | None]]
 """``decode(samples_16k, language, may_be_final) -> (text, language)``; the caller holds the model."""
-
-
-class PcmConverter:
-    """Raw signed 16-bit little-endian mono PCM at any rate -> float32 at 16 kHz (stateful resampling)."""
-
-    def __init__(self, sample_rate: int) -> None:
-        self.sample_rate = sample_rate
-        self._resampler = None if sample_rate == RATE else av.AudioResampler(format="flt", layout="mono", rate=RATE)
-
-    def convert(self, pcm: bytes) -> np.ndarray:
-        """Convert one frame; raises BadRequest on an odd byte count."""
-        if len(pcm) % 2:
-            raise BadRequest(f"binary frame of {len(pcm)} bytes is not whole 16-bit samples", code="odd_frame")
-        ints = np.frombuffer(pcm, dtype="<i2")
-        if self._resampler is None:
-            return ints.astype(np.float32) / 32768.0
-        frame = av.AudioFrame.from_ndarray(ints.reshape(1, -1), format="s16", layout="mono")
-        frame.sample_rate = self.sample_rate
-        return self._resample(frame)
-
-    def flush(self) -> np.ndarray:
-        """The resampler's buffered tail."""
-        return self._resample(None) if self._resampler is not None else np.zeros(0, dtype=np.float32)
-
-    def _resample(self, frame: av.AudioFrame | None) -> np.ndarray:
-        assert self._resampler is not None
-        out = [f.to_ndarray().reshape(-1) for f in self._resampler.resample(frame)]
-        return np.concatenate(out).astype(np.float32, copy=False) if out else np.zeros(0, dtype=np.float32)
 
 
 class LiveSession:
@@ -208,7 +151,9 @@ class LiveSession:
             raise BadRequest("audio after the end event", code="audio_after_end")
         samples = self._pcm.convert(pcm)
         if (self._total + len(samples)) / RATE > self.limits.max_session_s:
-            raise SessionTooLong(f"session is longer than max_session_s ({self.limits.max_session_s:.0f} s)")
+            raise BadRequest(
+                f"session is longer than max_session_s ({self.limits.max_session_s:.0f} s)", code="session_too_long"
+            )
         self._add(samples)
 
     def finish(self) -> None:
@@ -432,129 +377,8 @@ class LiveSession:
             self.done.set()
 
 
-class SessionTooLong(ApiError):
-    """A live session went over one of its length limits."""
-
-    status = 400
-    type = "invalid_request_error"
-    default_code = "session_too_long"
-
 
 def _seconds(samples: int) -> float:
     return round(samples / RATE, 3)
 
 
-class LiveDecoder:
-    """One thread that runs every live session's decodes on the shared model, most urgent first."""
-
-    def __init__(self, decode: Decode, limits: LiveLimits, acquire: Callable[[], Any]) -> None:
-        self.limits = limits
-        self._decode = decode
-        self._acquire = acquire
-        self._sessions: set[LiveSession] = set()
-        self._wake = threading.Condition()
-        self._stopped = False
-        self._thread = threading.Thread(target=self._run, name="live-decoder", daemon=True)
-        self._thread.start()
-
-    def open(self, *, sample_rate: int = RATE, language: str | None = None) -> LiveSession:
-        """Start a session.
-
-        Raises:
-            Overloaded: ``max_sessions`` sessions are already open.
-        """
-        with self._wake:
-            if len(self._sessions) >= self.limits.max_sessions:
-                raise Overloaded(
-                    f"{len(self._sessions)} live sessions are open (the limit); try again later", retry_after=5
-                )
-            session = LiveSession(self, self.limits, sample_rate=sample_rate, language=language)
-            self._sessions.add(session)
-        return session
-
-    def active(self) -> int:
-        """Open sessions."""
-        return len(self._sessions)
-
-    def alive(self) -> bool:
-        """Whether the decoding thread runs."""
-        return self._thread.is_alive()
-
-    def wake(self) -> None:
-        """Tell the thread a session may have work."""
-        with self._wake:
-            self._wake.notify()
-
-    def remove(self, session: LiveSession) -> None:
-        """Forget a session."""
-        with self._wake:
-            self._sessions.discard(session)
-
-    def stop(self) -> None:
-        """End the thread; open sessions get an error event."""
-        with self._wake:
-            self._stopped = True
-            sessions = list(self._sessions)
-            self._wake.notify_all()
-        for session in sessions:
-            session.fail(ShuttingDown("the service is shutting down"))
-
-    def _next(self) -> DecodeJob | None:
-        with self._wake:
-            while not self._stopped:
-                ready = [s for s in self._sessions if s.has_work()]
-                if ready:
-                    job = min(ready, key=LiveSession.oldest_request).next_job()
-                    if job is not None:
-                        return job
-                    continue
-                self._wake.wait(1.0)
-        return None
-
-    def _run(self) -> None:
-        while (job := self._next()) is not None:
-            try:
-                waited = time.monotonic()
-                lease = self._acquire()
-                started, cpu = time.monotonic(), time.process_time()
-                try:
-                    text, language = self._decode(job.samples, job.language, job.may_be_final)
-                finally:
-                    lease.release()
-                log.debug(
-                    "%s: %s of %.2f s audio, queued %.2f s, waited %.2f s, decoded in %.2f s (process CPU %.2f s)",
-                    job.session.id,
-                    "final" if job.final else "candidate" if job.may_be_final else "partial",
-                    len(job.samples) / RATE,
-                    waited - job.requested,
-                    started - waited,
-                    time.monotonic() - started,
-                    time.process_time() - cpu,
-                )
-            except ApiError as exc:
-                if job.final:
-                    job.session.fail(exc)
-                else:
-                    job.session.dropped(job)
-                continue
-            except Exception as exc:  # keep serving the other sessions
-                log.exception("live decode failed")
-                job.session.fail(DecodeFailed(f"decoding failed: {type(exc).__name__}"))
-                continue
-            job.session.deliver(job, text, language)
-
-
-class ShuttingDown(ApiError):
-    """The service stops while a session is open."""
-
-    status = 503
-    type = "service_unavailable_error"
-    default_code = "shutting_down"
-
-
-class DecodeFailed(ApiError):
-    """The model raised while decoding live audio."""
-
-    status = 500
-    type = "server_error"
-    default_code = "decode_failed"

@@ -7,7 +7,7 @@ from typing import ClassVar, Self
 from pydantic import Field, model_validator
 
 from asr_service.backends import BACKENDS
-from asr_service.live import LiveLimits
+from asr_service.live_limits import LiveLimits
 from common.settings import ModelServiceSettings, QueueLimits, check_queue_reachable
 
 

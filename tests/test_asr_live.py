@@ -9,7 +9,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from asr_service.live import LiveDecoder, LiveLimits, LiveSession
+from asr_service.live import LiveSession
+from asr_service.live_decoder import LiveDecoder
+from asr_service.live_limits import LiveLimits
 from common.errors import BadRequest, Overloaded
 from common.model_slot import ModelSlot
 from harness.speech import librivox_clips, read_wav

@@ -101,9 +101,20 @@ def test_a_disconnect_frees_the_slot(llm_server: RunningService) -> None:
     assert ours["next_token"][0]["n_decoded"] < 100  # stopped soon after the client left, not at 2000
 
 
+def hold_slot(url: str, body: dict, lines: list[dict], release: threading.Event) -> None:
+    """Stream ``/api/chat/stream`` into ``lines`` until ``release`` is set, then disconnect."""
+    with httpx.stream("POST", f"{url}/api/chat/stream", json=body, timeout=300) as response:
+        for line in response.iter_lines():
+            if line:
+                lines.append(json.loads(line))
+                if release.is_set():
+                    return
+
+
 def test_requests_past_the_slots_and_the_line_get_429(one_slot: RunningService) -> None:
     first: list[dict] = []
-    holder = threading.Thread(target=stream_lines, args=(one_slot.url, long_story("ships"), first, 3))
+    release = threading.Event()  # the first stream keeps its slot until the 429 has been seen
+    holder = threading.Thread(target=hold_slot, args=(one_slot.url, long_story("ships"), first, release))
     holder.start()
     wait_until(lambda: len(first) >= 1, "the first stream's first token")
     waiting: list[dict] = []
@@ -113,6 +124,7 @@ def test_requests_past_the_slots_and_the_line_get_429(one_slot: RunningService) 
     refused = httpx.post(f"{one_slot.url}/api/chat", json=long_story("planes"), timeout=30)
     assert refused.status_code == 429, refused.text
     assert refused.headers["Retry-After"] and refused.json()["error"]["code"] == "queue_full"
+    release.set()
     holder.join()
     waiter.join()
     assert waiting[0].get("delta")  # the waiting request got the slot once the first left
