@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from asr_service.live_limits import LiveLimits
-from asr_service.pcm import PcmConverter
+from asr_service.pcm import RATE, PcmConverter
 from asr_service.vad import WINDOW, StreamingVad
 from common.errors import ApiError, BadRequest
 
@@ -36,7 +36,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("suite.asr.live")
 
-RATE = 16000
 _session_ids = itertools.count(1)
 
 

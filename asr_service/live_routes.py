@@ -17,7 +17,7 @@ from asr_service import realtime
 from asr_service.engine import AsrEngine
 from asr_service.live import LiveSession
 from asr_service.schemas import LanguageCode, _auto_is_none
-from common.app import service_context
+from common.app import current_engine, service_context
 from common.errors import ApiError, BadRequest, PayloadTooLarge, Unauthorized
 from common.openapi import ApiBlueprint
 from common.validation import validate
@@ -41,23 +41,18 @@ class LiveQuery(BaseModel):
     _language = field_validator("language")(_auto_is_none)
 
 
-def _engine() -> AsrEngine:
-    return service_context().engine  # type: ignore[return-value]
-
-
-def _open(socket: Socket, query: type[LiveQuery] | None = LiveQuery, **fixed: Any) -> LiveSession | None:
-    """Check the key and the query, then open a session; on failure send the error and close."""
-    settings = service_context().settings
-    engine = _engine()
+def _open(socket: Socket, *, from_query: bool = True) -> LiveSession | None:
+    """Check the key (and the query, for ``/asr/live``), then open a session; on failure send the error."""
+    engine = current_engine(AsrEngine)
+    key = service_context().settings.server.api_key
     try:
-        key = settings.server.api_key
         if not authorized(key.get_secret_value() if key is not None else None):
             raise Unauthorized()
-        params = validate(query, request.args.to_dict()) if query is not None else None
-        options = {"sample_rate": params.sample_rate, "language": params.language} if params else {}
-        if params is not None:
-            engine.check_model(params.model)
-        return engine.open_live(**{**options, **fixed})
+        if not from_query:
+            return engine.open_live(sample_rate=realtime.SAMPLE_RATE)
+        query = validate(LiveQuery, request.args.to_dict())
+        engine.check_model(query.model)
+        return engine.open_live(sample_rate=query.sample_rate, language=query.language)
     except ApiError as error:
         socket.fail(error)
         return None
@@ -137,7 +132,7 @@ def asr_live(socket: Socket) -> None:
             "event": "ready",
             "session": session.id,
             "sample_rate": session.sample_rate,
-            "model": _engine().settings.model_name,
+            "model": current_engine(AsrEngine).settings.model_name,
         }
     )
 
@@ -153,9 +148,9 @@ def asr_live(socket: Socket) -> None:
 @websocket_route(live_routes, "/v1/realtime", subprotocols=("realtime",), max_message_bytes=16 * 1024 * 1024)
 def openai_realtime(socket: Socket) -> None:
     """OpenAI Realtime API, transcription subset (24 kHz pcm16 in base64)."""
-    session = _open(socket, None, sample_rate=realtime.SAMPLE_RATE)
+    session = _open(socket, from_query=False)
     if session is None:
         return
-    adapter = realtime.RealtimeAdapter(session, socket.send_json, _engine().settings.model_name)
+    adapter = realtime.RealtimeAdapter(session, socket.send_json, current_engine(AsrEngine).settings.model_name)
     adapter.start()
     pump(socket, session, adapter.on_client_event, adapter.on_session_event, binary_audio=False)
