@@ -330,10 +330,20 @@ def discard_request_body() -> None:
         return
 
 
-def _check_api_key(expected: str) -> None:
+def bearer_token() -> str | None:
+    """The token of the request's ``Authorization: Bearer`` header, or None."""
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    # compare_digest on equal-type bytes runs in time independent of where they differ
-    if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), expected.encode()):
+    return token.strip() if scheme.lower() == "bearer" else None
+
+
+def key_matches(offered: str, expected: str) -> bool:
+    """Whether ``offered`` is the API key, in time independent of where they differ (equal-type bytes)."""
+    return hmac.compare_digest(offered.encode(), expected.encode())
+
+
+def _check_api_key(expected: str) -> None:
+    token = bearer_token()
+    if token is None or not key_matches(token, expected):
         raise Unauthorized()
 
 

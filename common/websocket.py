@@ -13,7 +13,6 @@ a subprotocol ``openai-insecure-api-key.<key>`` (what OpenAI's browser clients s
 from __future__ import annotations
 
 import contextlib
-import hmac
 import json
 import logging
 from collections.abc import Callable
@@ -23,6 +22,7 @@ from typing import Any
 from flask import Response, request
 from simple_websocket import ConnectionClosed, Server
 
+from common.app import bearer_token, key_matches
 from common.errors import ApiError
 from common.openapi import ApiBlueprint
 
@@ -76,16 +76,12 @@ def authorized(expected: str | None) -> bool:
     """Whether the handshake carried the API key (always True when no key is set)."""
     if expected is None:
         return True
-    offered: list[str] = []
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() == "bearer":
-        offered.append(token.strip())
-    offered.append(request.args.get("api_key", ""))
+    offered = [bearer_token() or "", request.args.get("api_key", "")]
     for protocol in request.headers.get("Sec-WebSocket-Protocol", "").split(","):
         protocol = protocol.strip()
         if protocol.startswith(KEY_SUBPROTOCOL):
             offered.append(protocol[len(KEY_SUBPROTOCOL) :])
-    return any(hmac.compare_digest(key.encode(), expected.encode()) for key in offered if key)
+    return any(key_matches(key, expected) for key in offered if key)
 
 
 def websocket_route(
