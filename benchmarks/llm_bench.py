@@ -41,7 +41,7 @@ sys.path.insert(0, str(REPO))
 import httpx  # noqa: E402
 
 from harness.launch import launch  # noqa: E402
-from llm_service.backends.llama_server import LlamaServerOptions, model_file, server_command  # noqa: E402
+from llm_service.backends.llama_server import LlamaServerOptions, model_file, server_command, server_env  # noqa: E402
 from llm_service.backends.supervisor import free_port  # noqa: E402
 from llm_service.settings import LlmSettings  # noqa: E402
 
@@ -227,7 +227,7 @@ def start_direct(settings: LlmSettings) -> tuple[subprocess.Popen[bytes], str]:
     options = LlamaServerOptions.model_validate(settings.options)
     port = free_port()
     command = server_command(options, model_file(options), settings.cpu_threads, port)
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=server_env())
     url = f"http://127.0.0.1:{port}"
     while process.poll() is None:
         try:

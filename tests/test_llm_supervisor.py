@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from harness.launch import REPO
+from llm_service.backends.llama_server import server_env
 from llm_service.backends.supervisor import Supervisor
 
 
@@ -103,3 +104,18 @@ def test_the_child_dies_with_a_sigkilled_parent(tmp_path: Path) -> None:
         wait_until(lambda: gone(child), "the child's death")
     finally:
         process.kill()
+
+
+def test_the_child_gets_the_environment_it_is_given(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OMP_WAIT_POLICY", "PASSIVE")  # as scripts/services.py sets it for the services
+    supervisor = Supervisor("child", http_server, env={**server_env(), "SUITE_MARK": "child"}, health_path="/")
+    supervisor.start()
+    try:
+        pid = supervisor.status().pid
+        environ = dict(
+            entry.split("=", 1) for entry in Path(f"/proc/{pid}/environ").read_text().split("\0") if "=" in entry
+        )
+    finally:
+        supervisor.close()
+    assert environ["SUITE_MARK"] == "child"
+    assert "OMP_WAIT_POLICY" not in environ  # llama.cpp's OpenMP threads keep their default spinning

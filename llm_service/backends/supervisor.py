@@ -70,6 +70,7 @@ class Supervisor:
     Args:
         name: for logs and messages.
         command: the child's argv for a given port.
+        env: the child's environment (default: ours).
         health_path: the child's readiness route.
         startup_timeout_s: longest wait for a (re)started child to become ready.
     """
@@ -78,11 +79,13 @@ class Supervisor:
         self,
         name: str,
         command: Callable[[int], list[str]],
+        env: dict[str, str] | None = None,
         health_path: str = "/health",
         startup_timeout_s: float = 300,
     ) -> None:
         self.name = name
         self._command = command
+        self._env = env
         self._health_path = health_path
         self._startup_timeout_s = startup_timeout_s
         self._lock = threading.Lock()
@@ -198,6 +201,7 @@ class Supervisor:
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
+            env=self._env,
             preexec_fn=_die_with_parent_hook(),  # only prctl runs between fork and exec
         )
         with self._lock:
