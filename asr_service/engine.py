@@ -88,7 +88,8 @@ class AsrEngine(SingleModelEngine[AsrBackend]):
         outcome = "failed"
         try:
             fast = not may_be_final or self.settings.live.fast_finals
-            info, segments = backend.transcribe(samples, TranscriptionParams(language=language, utterance=fast))
+            params = TranscriptionParams(language=language, utterance=fast, preview=not may_be_final)
+            info, segments = backend.transcribe(samples, params)
             text = "".join(segment.text for segment in segments).strip()
             outcome = "done"
         finally:

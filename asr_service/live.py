@@ -36,6 +36,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("suite.asr.live")
 
+SENTENCE_ENDS = (".", "?", "!", "。", "？", "！", "…")
+
 _session_ids = itertools.count(1)
 
 
@@ -228,7 +230,7 @@ class LiveSession:
         target = self._speech_end + self._pad
         if not self.auto_end:
             return
-        if silence >= self.limits.end_silence_s * RATE:
+        if silence >= self.limits.end_silence_s * RATE or self._sentence_ended():
             self._end_utterance(target)
         elif silence >= self._pad and self._speculated != target:
             # speculative final: decode exactly what the final would be while the pause goes on
@@ -262,16 +264,26 @@ class LiveSession:
             self._partial = job  # replaces an older partial that has not started yet
             self._last_partial_end = end
 
+    def _heard_all(self) -> tuple[int, int, int] | None:
+        """The newest decode of the open utterance that heard every speech window of it and may be its final:
+        the speculative one, or a partial when finals take the fast path too."""
+        reusable = [k for k, (_, _, may_be_final) in self._results.items() if k[2] >= self._speech_end and may_be_final]
+        return max(reusable, key=lambda k: k[2], default=None)
+
+    def _sentence_ended(self) -> bool:
+        """The pause is ``sentence_end_silence_s`` long and what was heard of the utterance ends a sentence."""
+        if self._speech_start is None or self._scored - self._speech_end < self.limits.sentence_end_silence_s * RATE:
+            return False
+        key = self._heard_all()
+        return key is not None and self._results[key][0].endswith(SENTENCE_ENDS)
+
     def _end_utterance(self, end: int) -> None:
         assert self._speech_start is not None
         if self._speech_samples >= self.limits.min_speech_s * RATE:
-            # a decode that already heard every speech window of this utterance is its final: the
-            # speculative one, or a partial when finals take the fast path too
             heard = self._speech_end
-            reusable = [k for k, (_, _, may_be_final) in self._results.items() if k[2] >= heard and may_be_final]
+            key = self._heard_all()
             inflight = self._inflight
-            if reusable:
-                key = max(reusable, key=lambda k: k[2])
+            if key is not None:
                 self._emit_final(key, *self._results[key][:2])
             elif (
                 inflight is not None
@@ -345,9 +357,12 @@ class LiveSession:
                 return  # that utterance is already final
             if self._utterance_language is None and (job.end - job.start) >= RATE:
                 self._utterance_language = language
-            self._results[key] = (text, language, job.may_be_final or self.limits.fast_finals)
+            # a partial with no text may be one the backend gave up on (it looped): never a final
+            self._results[key] = (text, language, job.may_be_final or (self.limits.fast_finals and bool(text)))
             if text:
                 self.events.put({"partial_text": text, "start": _seconds(job.start), "end": _seconds(job.end)})
+            if self.auto_end and not self._finishing and self._sentence_ended():
+                self._end_utterance(min(self._total, self._speech_end + self._pad))
 
     def _emit_final(self, key: tuple[int, int, int], text: str, language: str | None) -> None:
         if text:

@@ -12,6 +12,7 @@ import pytest
 from asr_service.live import LiveSession
 from asr_service.live_decoder import LiveDecoder
 from asr_service.live_limits import LiveLimits
+from asr_service.vad import WINDOW, StreamingVad
 from common.errors import BadRequest, Overloaded
 from common.model_slot import ModelSlot
 from harness.speech import librivox_clips, read_wav
@@ -26,11 +27,12 @@ class RecordingDecoder:
         self.calls: list[tuple[int, str | None]] = []
         self.gate = threading.Event()
         self.gate.set()
+        self.ending = ""
 
     def __call__(self, samples: np.ndarray, language: str | None, may_be_final: bool) -> tuple[str, str | None]:
         self.gate.wait(10)
         self.calls.append((len(samples), language))
-        return f"heard {len(samples) / RATE:.2f} s", language or "en"
+        return f"heard {len(samples) / RATE:.2f} s{self.ending}", language or "en"
 
 
 def pcm(samples: np.ndarray) -> bytes:
@@ -119,6 +121,30 @@ def test_pause_that_ends_the_utterance_reuses_the_speculative_decode(decoder: Li
     final_length = round((final["end"] - final["start"]) * RATE)
     calls = decoder.fake.calls  # type: ignore[attr-defined]
     assert sum(abs(length - final_length) <= 16 for length, _ in calls) == 1, "the final range was decoded once"
+
+
+@pytest.mark.parametrize(
+    ("ending", "pause"), [(".", LiveLimits().sentence_end_silence_s), ("", LiveLimits().end_silence_s)]
+)
+def test_a_finished_sentence_ends_at_a_shorter_pause(decoder: LiveDecoder, ending: str, pause: float) -> None:
+    decoder.fake.ending = ending  # type: ignore[attr-defined]
+    session = decoder.open()
+    clip = read_wav(librivox_clips()[1][0])
+    probabilities = StreamingVad().feed(clip)
+    speech_end = (np.flatnonzero(probabilities >= LiveLimits().speech_threshold)[-1] + 1) * WINDOW
+    audio = pcm(np.concatenate([clip, np.zeros(RATE, dtype=np.float32)]))
+    final_after = None
+    for position in range(0, len(audio), WINDOW * 2):  # one VAD window at a time, each decode done before the next
+        session.feed(audio[position : position + WINDOW * 2])
+        while session.has_work() or session._inflight is not None:
+            threading.Event().wait(0.005)
+        events = [session.events.get_nowait() for _ in range(session.events.qsize())]
+        if any(e.get("final") for e in events):
+            final_after = (position // 2 + WINDOW - speech_end) / RATE
+            break
+    session.close()
+    assert final_after is not None
+    assert pause <= final_after < pause + 2 * WINDOW / RATE
 
 
 def test_long_speech_is_cut_at_max_utterance(decoder: LiveDecoder) -> None:

@@ -102,6 +102,21 @@ def test_chinese_live_is_simplified_with_full_width_punctuation(
     assert not any(mark in file_text for mark in ",?!"), "the file route gives full-width punctuation too"
 
 
+def test_a_looping_partial_gives_no_text_where_a_final_falls_back(
+    asr_engine: AsrEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from asr_service.backends import whisper_utterance
+
+    path, reference = librivox_clips()[1]
+    clip = read_wav(path)
+    assert asr_engine.transcribe(wav_bytes(clip), TranscriptionParams(language="en", utterance=True, preview=True)).text
+    monkeypatch.setattr(whisper_utterance, "repeats", lambda text: True)  # as if the short window looped
+    preview = asr_engine.transcribe(wav_bytes(clip), TranscriptionParams(language="en", utterance=True, preview=True))
+    assert preview.text == ""
+    final = asr_engine.transcribe(wav_bytes(clip), TranscriptionParams(language="en", utterance=True))
+    assert word_error_rate(reference, final.text) <= 0.15  # the ordinary 30 s decode
+
+
 def test_silence_only_gives_no_text(asr_engine: AsrEngine) -> None:
     noise = np.random.default_rng(3).normal(0, 0.002, 4 * RATE).astype(np.float32)
     events = live_events(asr_engine, noise)

@@ -35,6 +35,9 @@ class TranscriptionParams:
     utterance: bool = False
     """The samples are one short utterance already cut at pauses (live transcription): the backend may
     skip its own voice detection and decode it as a whole, in a shorter window where it can."""
+    preview: bool = False
+    """A partial transcript the next decode replaces: rather than take a slow path on audio it cannot decode
+    cleanly (Whisper: a text that loops), the backend may return no text."""
 
 
 @dataclass(frozen=True)

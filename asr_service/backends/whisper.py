@@ -35,6 +35,9 @@ class WhisperOptions(BaseModel):
     device: str = "cpu"
     compute_type: str = "int8"
     beam_size: int = Field(default=5, ge=1, le=10)
+    utterance_beam_size: int = Field(default=1, ge=1, le=10)
+    """Beam width of live decodes (short windows). Greedy took 0.6x the time of 5 on the benchmark's speech,
+    gave the same finals, and looped less on audio cut mid-word."""
     vad: bool = True
     """Skip silence with Silero VAD (keeps long or silent files fast and stops hallucinated text)."""
     condition_on_previous_text: bool = False
@@ -141,7 +144,13 @@ class WhisperBackend:
             kwargs["temperature"] = params.temperature
         duration = len(samples) / SAMPLE_RATE
         if params.utterance and not (params.prompt or params.hotwords or params.word_timestamps):
-            decoded = decode_utterance(self._model, samples, params.language, self.options.beam_size)
+            decoded = decode_utterance(
+                self._model,
+                samples,
+                params.language,
+                self.options.utterance_beam_size,
+                give_up_on_loops=params.preview,
+            )
             if decoded is not None:
                 text, language = decoded
                 if language == "zh" and self._to_simplified is not None:

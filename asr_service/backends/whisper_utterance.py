@@ -42,13 +42,17 @@ def repeats(text: str) -> bool:
     return len(grams) != len(set(grams))
 
 
-def decode_utterance(model: Any, samples: np.ndarray, language: str | None, beam_size: int) -> tuple[str, str] | None:
+def decode_utterance(
+    model: Any, samples: np.ndarray, language: str | None, beam_size: int, *, give_up_on_loops: bool = False
+) -> tuple[str, str] | None:
     """Text and language of one utterance, or None when the caller should decode it the ordinary way.
 
     Args:
         model: a ``faster_whisper.WhisperModel``.
         samples: 16 kHz mono float32, the utterance with a little silence around it.
         language: the language to decode in, or None to detect it from this window.
+        give_up_on_loops: a text that repeats itself gives no text instead of None (for partials, which
+            the next decode replaces anyway: the ordinary decode would cost several partials' time).
     """
     from faster_whisper.tokenizer import Tokenizer
     from faster_whisper.transcribe import get_ctranslate2_storage
@@ -74,5 +78,5 @@ def decode_utterance(model: Any, samples: np.ndarray, language: str | None, beam
     )
     text = tokenizer.decode(result[0].sequences_ids[0]).strip()
     if repeats(text):
-        return None
+        return ("", language) if give_up_on_loops else None
     return text, language
