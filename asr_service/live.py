@@ -36,7 +36,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("suite.asr.live")
 
-SENTENCE_ENDS = (".", "?", "!", "。", "？", "！", "…")
+SENTENCE_ENDS = (".", "?", "!", "。", "？", "！")
+TRAILING_OFF = ("..", "…")
+"""Whisper's mark for speech that stops mid-thought: not a sentence end."""
 
 _session_ids = itertools.count(1)
 
@@ -275,7 +277,8 @@ class LiveSession:
         if self._speech_start is None or self._scored - self._speech_end < self.limits.sentence_end_silence_s * RATE:
             return False
         key = self._heard_all()
-        return key is not None and self._results[key][0].endswith(SENTENCE_ENDS)
+        text = self._results[key][0] if key is not None else ""
+        return text.endswith(SENTENCE_ENDS) and not text.endswith(TRAILING_OFF)
 
     def _end_utterance(self, end: int) -> None:
         assert self._speech_start is not None

@@ -35,5 +35,5 @@ class LiveLimits(BaseModel):
     off, they are decoded as the file routes decode them (slower, the same text as ``/asr``)."""
     pad_before_s: float = Field(default=0.5, ge=0, le=1)
     """Audio kept before the first speech window of an utterance (less cuts Whisper's first word)."""
-    pad_after_s: float = Field(default=0.2, ge=0, le=1)
+    pad_after_s: float = Field(default=0.1, ge=0, le=1)
     """Audio kept after the last speech window; the final is decoded once this much pause is heard."""

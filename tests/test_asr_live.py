@@ -124,7 +124,8 @@ def test_pause_that_ends_the_utterance_reuses_the_speculative_decode(decoder: Li
 
 
 @pytest.mark.parametrize(
-    ("ending", "pause"), [(".", LiveLimits().sentence_end_silence_s), ("", LiveLimits().end_silence_s)]
+    ("ending", "pause"),
+    [(".", LiveLimits().sentence_end_silence_s), ("", LiveLimits().end_silence_s), ("...", LiveLimits().end_silence_s)],
 )
 def test_a_finished_sentence_ends_at_a_shorter_pause(decoder: LiveDecoder, ending: str, pause: float) -> None:
     decoder.fake.ending = ending  # type: ignore[attr-defined]
