@@ -22,8 +22,9 @@ class LiveLimits(BaseModel):
     """A session that sends nothing for this long is closed."""
     end_silence_s: float = Field(default=0.5, ge=0.1, le=5)
     """A pause this long ends an utterance."""
-    sentence_end_silence_s: float = Field(default=0.25, ge=0.1, le=5)
-    """A pause this long already ends an utterance whose decoded text ends a sentence (``.?!。？！``)."""
+    sentence_end_silence_s: float = Field(default=0.4, ge=0.1, le=5)
+    """A pause this long already ends an utterance whose decoded text ends a sentence (``.?!。？！``). Not much
+    shorter: Whisper may end a clause with a period, and our own TTS pauses 0.38 s at a comma."""
     partial_interval_s: float = Field(default=0.5, ge=0.1)
     """New audio needed before another partial decode of the same utterance."""
     min_speech_s: float = Field(default=0.25, ge=0)

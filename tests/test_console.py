@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 import core
@@ -144,9 +145,9 @@ def test_english_question_is_heard_answered_and_spoken(suite, questions, playwri
         assert page.evaluate(f"{query('style')}.options.length") >= 3  # from /styles
         page.fill("[data-testid=system]", "You are a voice assistant. Answer in three to five sentences.")
         ask_hands_free(page)
-        heard = text_of(page, "final")
-        assert word_error_rate(ENGLISH, heard) <= 0.15, heard
         check_spoken_answer(page, "english")
+        heard = text_of(page, "final")  # read once answered: a pause may have made it two finals, one question
+        assert word_error_rate(ENGLISH, heard) <= 0.15, heard
 
 
 def test_chinese_question_is_heard_answered_and_spoken(suite, questions, playwright) -> None:
@@ -156,9 +157,9 @@ def test_chinese_question_is_heard_answered_and_spoken(suite, questions, playwri
         assert text_of(page, "talk") == "按住说话"
         page.fill("[data-testid=system]", "你是语音助手。请用中文回答，三到五句话。")  # long enough to stream
         ask_hands_free(page, "zh")
+        check_spoken_answer(page, "chinese")
         heard = text_of(page, "final")
         assert character_error_rate(CHINESE, heard) <= 0.30, heard
-        check_spoken_answer(page, "chinese")
 
 
 def test_talking_while_it_speaks_stops_the_answer(suite, questions, playwright) -> None:
@@ -250,6 +251,29 @@ def test_api_key_mode_asks_once_and_works_everywhere(keyed_suite, playwright, tm
         talk(page, lambda: page.keyboard.down("Space"), lambda: page.keyboard.up("Space"))
 
 
+def test_going_on_after_a_pause_continues_the_question(suite, playwright, tmp_path: Path) -> None:
+    first, second = "I am planning a trip to Europe next month.", "What is the capital of France?"
+    with core.Core(tts_url=suite["tts"].url) as client:
+        parts = [parse_wav(client.tts.synthesize(text)) for text in (first, second)]
+    rate = parts[0][1]
+    pause = np.zeros(int(0.8 * rate), dtype=np.float32)  # longer than live.end_silence_s: two finals
+    spoken = np.concatenate([parts[0][0], pause, parts[1][0]])
+    mic = mic_file(tmp_path / "continued.wav", resample(spoken, rate, MIC_RATE), MIC_RATE, tail_s=40.0)
+    with browser(playwright, mic) as context:
+        page = open_console(context, suite["console"].url)
+        page.fill("[data-testid=system]", "You are a voice assistant. Answer in one or two sentences.")
+        page.select_option("[data-testid=language]", "en")
+        page.check("[data-testid=handsfree]")
+        # the first sentence's answer starts, the second sentence cuts it off and joins the first
+        page.wait_for_function(f"{query('final')}.dataset.continued === '1'", timeout=WAIT_MS)
+        page.wait_for_function(f"{query('reply')}.dataset.done === 'true'", timeout=WAIT_MS)
+        shot(page, "continued")
+        heard = text_of(page, "final")
+        assert word_error_rate(f"{first} {second}", heard) <= 0.15, heard
+        assert "paris" in text_of(page, "reply").lower()
+        assert page.evaluate("document.getElementById('history').children.length") == 0  # one turn, not two
+
+
 def test_with_the_llm_stopped_the_page_says_so_and_still_transcribes(suite, questions, playwright) -> None:
     llm = suite["llm"]  # the last test of the module: the LLM stays stopped
     stopped = subprocess.run(
@@ -261,8 +285,12 @@ def test_with_the_llm_stopped_the_page_says_so_and_still_transcribes(suite, ques
         page.wait_for_function(f"{query('status')}.querySelector('[data-service=llm]').dataset.state === 'down'")
         assert page.evaluate(f"{query('status')}.querySelectorAll('[data-state=ok]').length") == 3
         ask_hands_free(page, "en")
-        assert word_error_rate(ENGLISH, text_of(page, "final")) <= 0.15
         page.wait_for_function(f"{query('error')}.dataset.service === 'llm'", timeout=WAIT_MS)
         assert "LLM" in text_of(page, "error") and llm.url in text_of(page, "error")
         page.wait_for_function("document.body.dataset.state === 'listening'", timeout=WAIT_MS)
+        # with no answer to cut short, a pause inside the question makes two turns: read them all
+        asked = page.evaluate(
+            f"[...document.querySelectorAll('#history li.user'), {query('final')}].map((e) => e.textContent)"
+        )
+        assert word_error_rate(ENGLISH, " ".join(asked)) <= 0.15, asked
         shot(page, "llm-down")

@@ -15,6 +15,7 @@ const el = {
 };
 const HEALTH_EVERY_MS = 5000;
 const RECONNECT_MS = 1000;
+const HEARD_LITTLE_S = 1.0; // a reply cut off before this much of it played counts as never given
 
 let services = null;
 const mic = new Microphone();
@@ -139,11 +140,13 @@ class Turn {
     this.speech = Promise.resolve();
     this.finished = false;
     this.ttsFailed = false;
+    this.cutShort = false; // barged in before the user heard much: the next final continues this turn
   }
 
   async run() {
     const signal = this.abortController.signal;
-    messages.push({ role: "user", content: this.text });
+    this.question = { role: "user", content: this.text };
+    messages.push(this.question);
     const system = el.system.value.trim();
     const body = {
       messages: system ? [{ role: "system", content: system }, ...messages] : [...messages],
@@ -171,7 +174,7 @@ class Turn {
       if (signal.aborted) return;
       showError(error);
     } finally {
-      if (this.reply.trim()) messages.push({ role: "assistant", content: this.reply.trim() });
+      if (this.reply.trim() && !this.cutShort) messages.push({ role: "assistant", content: this.reply.trim() });
     }
     await this.speech;
     this.textAndSpeechDone = true;
@@ -213,9 +216,10 @@ class Turn {
     setState("speaking");
   }
 
-  /** Barge-in: stop the audio and the reply in progress. */
-  abort() {
+  /** Barge-in: stop the audio and the reply in progress; ``byVoice``: because the user speaks again. */
+  abort(byVoice = true) {
     if (this.finished) return;
+    this.cutShort = byVoice && player.playedSeconds() < HEARD_LITTLE_S;
     el.reply.dataset.interrupted = document.body.dataset.state;
     this.abortController.abort();
     player.stop();
@@ -230,9 +234,20 @@ class Turn {
   }
 }
 
+const CJK = /[\u3400-\u9fff\uf900-\ufaff]/u;
+
 function startTurn(text, speechEnd, finalAt) {
   if (turn && !turn.finished) turn.abort();
-  archiveTurn();
+  const continued = turn && turn.cutShort;
+  if (continued) {
+    // the speaker paused, the answer began, and they went on: one question, asked again whole
+    const asked = messages.lastIndexOf(turn.question);
+    if (asked >= 0) messages.splice(asked);
+    text = `${turn.text}${CJK.test(turn.text + text) ? "" : " "}${text}`;
+    el.final.dataset.continued = String(Number(el.final.dataset.continued || 0) + 1);
+  } else {
+    archiveTurn();
+  }
   clearError();
   player.stop();
   player.reset();
@@ -249,11 +264,11 @@ function startTurn(text, speechEnd, finalAt) {
   turn.run();
 }
 
-function bargeIn() {
+function bargeIn(byVoice = true) {
   const state = document.body.dataset.state;
   const queued = player.queuedSeconds();
   const playing = player.playing;
-  if (turn && !turn.finished) turn.abort();
+  if (turn && !turn.finished) turn.abort(byVoice);
   const played = player.stop();
   if (state === "thinking" || state === "speaking") {
     // for automation: what was cut short, and that nothing plays any more
@@ -345,7 +360,7 @@ function wireTalking() {
     if (event.code === "Space" && !typing(event.target)) {
       event.preventDefault();
       if (!event.repeat) press();
-    } else if (event.key === "Escape") bargeIn();
+    } else if (event.key === "Escape") bargeIn(false);
   });
   document.addEventListener("keyup", (event) => {
     if (event.code === "Space" && !typing(event.target)) {
@@ -359,7 +374,8 @@ function wireTalking() {
     else stopHandsFree();
   });
   $("new-chat").addEventListener("click", () => {
-    bargeIn();
+    bargeIn(false);
+    turn = null;
     messages = [];
     el.history.replaceChildren();
     for (const element of [el.partial, el.final, el.reply, el.latency]) element.textContent = "";
