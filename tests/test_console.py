@@ -287,10 +287,12 @@ def test_with_the_llm_stopped_the_page_says_so_and_still_transcribes(suite, ques
         ask_hands_free(page, "en")
         page.wait_for_function(f"{query('error')}.dataset.service === 'llm'", timeout=WAIT_MS)
         assert "LLM" in text_of(page, "error") and llm.url in text_of(page, "error")
+        # with no answer to cut short, a pause inside the question (at its comma) makes two turns, the
+        # second a moment after the first one's error: wait for the question's last word, read them all
+        asked = f"[...document.querySelectorAll('#history li.user'), {query('final')}].map((e) => e.textContent)"
+        page.wait_for_function(f"{asked}.join(' ').toLowerCase().includes('famous')", timeout=WAIT_MS)
         page.wait_for_function("document.body.dataset.state === 'listening'", timeout=WAIT_MS)
-        # with no answer to cut short, a pause inside the question makes two turns: read them all
-        asked = page.evaluate(
-            f"[...document.querySelectorAll('#history li.user'), {query('final')}].map((e) => e.textContent)"
-        )
-        assert word_error_rate(ENGLISH, " ".join(asked)) <= 0.15, asked
+        heard = page.evaluate(asked)
+        assert word_error_rate(ENGLISH, " ".join(heard)) <= 0.15, heard
+        assert "LLM" in text_of(page, "error")  # the last turn's error is shown too
         shot(page, "llm-down")
