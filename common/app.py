@@ -8,6 +8,7 @@ import io
 import logging
 import re
 import socket
+import ssl
 import time
 import uuid
 from collections.abc import Callable, Iterable
@@ -290,6 +291,28 @@ def _disable_nagle() -> None:
     if sock is not None:
         with contextlib.suppress(OSError):  # not TCP (a unix socket) or already closed
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+def client_gone_check() -> Callable[[], bool] | None:
+    """For the current request under gunicorn: a check whether its client has closed the connection.
+
+    The check peeks at the socket without blocking: end of stream means the client left (a client
+    that only half-closes looks the same). None where there is no plain socket to look at (the test
+    client, TLS). Call it after the request body has been read.
+    """
+    sock = request.environ.get("gunicorn.socket")
+    if not isinstance(sock, socket.socket) or isinstance(sock, ssl.SSLSocket):
+        return None
+
+    def gone() -> bool:
+        try:
+            return sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+        except (BlockingIOError, InterruptedError):
+            return False
+        except OSError:
+            return True
+
+    return gone
 
 
 def _buffer_chunked_body(limit: int) -> None:

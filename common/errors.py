@@ -115,6 +115,17 @@ class UpstreamTimeout(ApiError):
     default_code = "upstream_timeout"
 
 
+class ClientGone(ApiError):
+    """The client closed its connection before the answer was ready; its work was stopped.
+
+    Status 499 (nginx's "client closed request"): nobody reads the response, but logs and metrics do.
+    """
+
+    status = 499
+    type = "client_closed_request"
+    default_code = "client_closed_request"
+
+
 def error_body(message: str, type_: str, code: str, param: str | None = None) -> dict[str, Any]:
     """Build the OpenAI-shaped error body."""
     return {"error": {"message": message, "type": type_, "param": param, "code": code}}

@@ -67,7 +67,7 @@ class ServiceMetrics:
         )
         self.streams_stopped = Counter(
             "engine_streams_stopped_total",
-            "Streams closed before their end (the client left); their work was stopped.",
+            "Streams and answers left before their end (the client went); their work was stopped.",
             ["service", "queue"],
             registry=self.registry,
         )

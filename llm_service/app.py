@@ -8,7 +8,7 @@ from typing import Any
 from flask import Flask, Response, jsonify
 from pydantic import BaseModel
 
-from common.app import app_factory, current_engine
+from common.app import app_factory, client_gone_check, current_engine
 from common.openapi import ApiBlueprint
 from common.streaming import ndjson_response, sse_response
 from common.validation import json_body
@@ -62,7 +62,7 @@ def chat() -> Response:
     """``{"content", "model", "raw"}``; ``raw`` is the OpenAI ``chat.completion``."""
     engine = current_engine(LlmEngine)
     params = _params(json_body(schemas.ChatRequest))
-    completion = engine.complete(params)
+    completion = engine.complete(params, client_gone_check())
     message = completion["choices"][0]["message"] if completion.get("choices") else {}
     return jsonify(
         schemas.ChatResponse(content=message.get("content"), model=completion["model"], raw=completion).model_dump()
@@ -122,7 +122,7 @@ def chat_completions() -> Response:
             close=chunks.close,
             done_marker=True,
         )
-    return jsonify(engine.complete(params))
+    return jsonify(engine.complete(params, client_gone_check()))
 
 
 _build_app = app_factory(LlmSettings, LlmEngine, [routes], DESCRIPTION)

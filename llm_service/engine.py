@@ -9,10 +9,10 @@ from __future__ import annotations
 import itertools
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
-from common.errors import BadRequest, ServiceUnavailable, model_not_found
+from common.errors import BadRequest, ClientGone, ServiceUnavailable, model_not_found
 from common.lifecycle import SingleModelEngine
 from common.model_slot import Lease, LeasedStream
 from llm_service.backends import ChatBackend, ChatParams
@@ -98,8 +98,11 @@ class LlmEngine(SingleModelEngine[ChatBackend]):
         """The model name to report for ``params``."""
         return params.model or self.settings.model_name
 
-    def complete(self, params: ChatParams) -> dict[str, Any]:
+    def complete(self, params: ChatParams, client_gone: Callable[[], bool] | None = None) -> dict[str, Any]:
         """Generate a whole answer as an OpenAI ``chat.completion`` dict.
+
+        ``client_gone``, when given, is polled while the answer is made: once the client has left,
+        generation stops and :class:`~common.errors.ClientGone` is raised.
 
         Raises:
             BadRequest: the prompt does not fit the context.
@@ -108,13 +111,17 @@ class LlmEngine(SingleModelEngine[ChatBackend]):
         """
         backend, lease = self._acquire()
         started = time.perf_counter()
-        failed = True
+        outcome = "failed"
         try:
-            completion = backend.complete(params)
-            failed = False
+            completion = backend.complete(params, client_gone)
+            outcome = "done"
+        except ClientGone:
+            outcome = "stopped"
+            log.info("generation stopped after %.2f s: the client left", time.perf_counter() - started)
+            raise
         finally:
             lease.release()
-            self.observe_call(started, "failed" if failed else "done")
+            self.observe_call(started, outcome)
         completion["model"] = self.served_name(params)
         return completion
 

@@ -225,3 +225,46 @@ def test_json_schema_response_format_constrains_the_answer(llm_client) -> None:
         },
     ).json
     assert isinstance(json.loads(body["choices"][0]["message"]["content"])["answer"], int)
+
+
+def test_a_whole_answer_is_put_together_from_its_chunks() -> None:
+    from llm_service.backends import completion_from_chunks
+
+    head = {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 7, "model": "m"}
+    call = {"index": 0, "id": "call_1", "type": "function", "function": {"name": "get_", "arguments": ""}}
+    deltas = [
+        {"role": "assistant", "content": None},
+        {"content": "Let me"},
+        {"content": " look."},
+        {"tool_calls": [call]},
+        {"tool_calls": [{"index": 0, "function": {"name": "weather", "arguments": '{"city": '}}]},
+        {"tool_calls": [{"index": 0, "function": {"arguments": '"Paris"}'}}]},
+    ]
+    chunks = [{**head, "choices": [{"index": 0, "delta": delta, "finish_reason": None}]} for delta in deltas]
+    chunks.append({**head, "choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]})
+    chunks.append({**head, "choices": [], "usage": {"prompt_tokens": 5, "completion_tokens": 9, "total_tokens": 14}})
+    completion = completion_from_chunks(chunks)
+    assert completion == {
+        "id": "chatcmpl-1",
+        "object": "chat.completion",
+        "created": 7,
+        "model": "m",
+        "usage": {"prompt_tokens": 5, "completion_tokens": 9, "total_tokens": 14},
+        "choices": [
+            {
+                "index": 0,
+                "message": {
+                    "role": "assistant",
+                    "content": "Let me look.",
+                    "tool_calls": [
+                        {
+                            "id": "call_1",
+                            "type": "function",
+                            "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'},
+                        }
+                    ],
+                },
+                "finish_reason": "tool_calls",
+            }
+        ],
+    }

@@ -5,7 +5,7 @@ Adding a backend is one module plus one line in :data:`BACKENDS`; routes don't c
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, fields
 from typing import Any, Protocol
 
@@ -55,6 +55,50 @@ SAMPLING_FIELDS = tuple(
 """The OpenAI knobs of :class:`ChatParams` (temperature, top_p, stop, tools, ...): the one list of them."""
 
 
+def completion_from_chunks(chunks: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    """Put OpenAI ``chat.completion.chunk`` dicts together into the ``chat.completion`` a whole answer would be.
+
+    Text fields of the deltas (content, reasoning) are joined, tool calls are joined by their index, logprobs
+    concatenated; ``usage`` and the other top-level fields come from the chunks that carry them.
+    """
+    completion: dict[str, Any] = {}
+    choices: dict[int, dict[str, Any]] = {}
+    calls: dict[int, dict[int, dict[str, Any]]] = {}
+    for chunk in chunks:
+        completion |= {key: value for key, value in chunk.items() if key not in ("choices", "object") and value}
+        for piece in chunk.get("choices") or []:
+            index = piece.get("index", 0)
+            choice = choices.setdefault(
+                index, {"index": index, "message": {"role": "assistant", "content": None}, "finish_reason": None}
+            )
+            message = choice["message"]
+            for name, value in (piece.get("delta") or {}).items():
+                if name == "tool_calls":
+                    for call in value or []:
+                        _join_tool_call(calls.setdefault(index, {}), call)
+                elif isinstance(value, str) and name != "role":
+                    message[name] = (message.get(name) or "") + value
+                elif value is not None:
+                    message[name] = value
+            choice["finish_reason"] = piece.get("finish_reason") or choice["finish_reason"]
+            if (piece.get("logprobs") or {}).get("content"):
+                choice.setdefault("logprobs", {"content": []})["content"] += piece["logprobs"]["content"]
+    for index, joined in calls.items():
+        choices[index]["message"]["tool_calls"] = [joined[i] for i in sorted(joined)]
+    return {**completion, "object": "chat.completion", "choices": [choices[i] for i in sorted(choices)]}
+
+
+def _join_tool_call(calls: dict[int, dict[str, Any]], delta: dict[str, Any]) -> None:
+    """Add one streamed piece of a tool call (``id``/``type`` once, name and arguments in pieces)."""
+    call = calls.setdefault(
+        delta.get("index", 0), {"id": None, "type": "function", "function": {"name": "", "arguments": ""}}
+    )
+    call["id"] = delta.get("id") or call["id"]
+    call["type"] = delta.get("type") or call["type"]
+    for part in ("name", "arguments"):
+        call["function"][part] += (delta.get("function") or {}).get(part) or ""
+
+
 class ChatBackend(Protocol):
     """What the engine needs from an LLM.
 
@@ -66,8 +110,12 @@ class ChatBackend(Protocol):
 
     slots: int | None
 
-    def complete(self, params: ChatParams) -> dict[str, Any]:
-        """A whole ``chat.completion`` object."""
+    def complete(self, params: ChatParams, client_gone: Callable[[], bool] | None = None) -> dict[str, Any]:
+        """A whole ``chat.completion`` object.
+
+        ``client_gone``, when given, may be polled while the answer is made: a backend that does stops
+        generating once it says True and raises :class:`~common.errors.ClientGone`.
+        """
         ...
 
     def stream(self, params: ChatParams, include_usage: bool) -> Iterator[dict[str, Any]]:

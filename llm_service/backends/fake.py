@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from common.errors import ClientGone
 from llm_service.backends import ChatParams
 
 
@@ -50,9 +51,13 @@ class FakeChatBackend:
             sum(len(str(m.get("content"))) for m in params.messages),
         )
 
-    def complete(self, params: ChatParams) -> dict[str, Any]:
-        """A whole ``chat.completion``."""
+    def complete(self, params: ChatParams, client_gone: Callable[[], bool] | None = None) -> dict[str, Any]:
+        """A whole ``chat.completion``, made at ``chunk_delay_s`` a word (stopped when the client goes)."""
         words, finish, prompt = self._words(params)
+        for _ in words:
+            if client_gone is not None and client_gone():
+                raise ClientGone("the client left before the answer was ready")
+            time.sleep(self.options.chunk_delay_s)
         return {
             "id": f"chatcmpl-{uuid.uuid4().hex}",
             "object": "chat.completion",

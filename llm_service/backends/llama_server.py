@@ -16,7 +16,7 @@ import os
 import shutil
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +24,8 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
 from common.bundled import assemble, cache_dir, package_dir, resolve_model_path
-from common.errors import ServiceUnavailable
-from llm_service.backends import ChatParams
+from common.errors import ClientGone, ServiceUnavailable
+from llm_service.backends import ChatParams, completion_from_chunks
 from llm_service.backends.openai_upstream import OpenAIUpstreamBackend
 from llm_service.backends.supervisor import Supervisor
 
@@ -120,6 +120,13 @@ def server_env() -> dict[str, str]:
     return {name: value for name, value in os.environ.items() if name != "OMP_WAIT_POLICY"}
 
 
+def _while_there(chunks: Iterator[dict[str, Any]], client_gone: Callable[[], bool]) -> Iterator[dict[str, Any]]:
+    for chunk in chunks:
+        if client_gone():
+            raise ClientGone("the client left before the answer was ready")
+        yield chunk
+
+
 class LlamaServerBackend:
     """A supervised llama-server child behind the OpenAI proxy backend; serves ``parallel`` requests at once."""
 
@@ -151,9 +158,24 @@ class LlamaServerBackend:
                 self._proxy_url = url
             return self._proxy
 
-    def complete(self, params: ChatParams) -> dict[str, Any]:
-        """Generate a whole answer."""
-        return self._upstream().complete(params)
+    def complete(self, params: ChatParams, client_gone: Callable[[], bool] | None = None) -> dict[str, Any]:
+        """Generate a whole answer; with ``client_gone``, one whose client leaves is stopped and frees its slot.
+
+        llama-server finishes a whole answer whose client has left, but stops a stream at once; so with
+        ``client_gone`` the answer is streamed from it and put together here, looking at the client between
+        tokens.
+
+        Raises:
+            ClientGone: the client left first.
+        """
+        upstream = self._upstream()
+        if client_gone is None:
+            return upstream.complete(params)
+        chunks = upstream.stream(params, include_usage=True)
+        try:
+            return completion_from_chunks(_while_there(chunks, client_gone))
+        finally:
+            chunks.close()  # type: ignore[attr-defined]
 
     def stream(self, params: ChatParams, include_usage: bool) -> Iterator[dict[str, Any]]:
         """Chunks as tokens are generated; closing the iterator closes the request, which frees the slot."""

@@ -77,8 +77,8 @@ class OpenAIUpstreamBackend:
             kwargs["extra_body"] = params.extra
         return kwargs
 
-    def complete(self, params: ChatParams) -> dict[str, Any]:
-        """Forward a non-streaming request."""
+    def complete(self, params: ChatParams, client_gone: Callable[[], bool] | None = None) -> dict[str, Any]:
+        """Forward a non-streaming request (the upstream schedules it; ``client_gone`` is not used)."""
         completion = self._call(lambda: self._client.chat.completions.create(**self._params(params)))
         return completion.model_dump()
 
