@@ -12,7 +12,7 @@ from asr_service.backends import Segment, TranscriptionParams
 from asr_service.engine import AsrEngine, Transcript, TranscriptStream
 from asr_service.live_routes import live_routes
 from asr_service.settings import AsrSettings
-from common.app import app_factory, current_engine
+from common.app import app_factory, client_gone_check, current_engine
 from common.openapi import ApiBlueprint, Upload
 from common.streaming import ndjson_response, sse_response
 from common.validation import form_body, uploaded_file
@@ -64,7 +64,7 @@ def _detail(transcript: Transcript) -> dict[str, Any]:
 def asr() -> Response:
     """``{"text": ...}`` plus language, duration and segments."""
     audio, params = _seed_request()
-    return jsonify(_detail(current_engine(AsrEngine).transcribe(audio, params)))
+    return jsonify(_detail(current_engine(AsrEngine).transcribe(audio, params, client_gone_check())))
 
 
 @routes.api(
@@ -128,7 +128,7 @@ def openai_transcriptions() -> Response:
             lambda message, code: {"type": "error", "error": {"message": message, "code": code}},
             close=stream.close,
         )
-    transcript = engine.transcribe(audio, params)
+    transcript = engine.transcribe(audio, params, client_gone_check())
     if form.response_format == "text":
         return Response(transcript.text + "\n", mimetype="text/plain")
     if form.response_format == "srt":

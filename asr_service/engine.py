@@ -23,7 +23,7 @@ from asr_service.text import chinese_punctuation
 from common.audio import Audio, decode_audio
 from common.errors import BadRequest
 from common.lifecycle import SingleModelEngine
-from common.model_slot import LeasedStream
+from common.model_slot import LeasedStream, collect
 
 log = logging.getLogger("suite.asr")
 SAMPLE_RATE = 16000
@@ -106,17 +106,20 @@ class AsrEngine(SingleModelEngine[AsrBackend]):
         """
         return decode_audio(data, sample_rate=SAMPLE_RATE, max_seconds=self.settings.limits.max_duration_s, param=param)
 
-    def transcribe(self, data: bytes, params: TranscriptionParams | None = None) -> Transcript:
-        """Transcribe a whole file.
+    def transcribe(
+        self, data: bytes, params: TranscriptionParams | None = None, client_gone: Callable[[], bool] | None = None
+    ) -> Transcript:
+        """Transcribe a whole file; with ``client_gone``, stop between segments once the client has left.
 
         Raises:
+            ClientGone: the client left first.
             AudioError: the upload is not usable audio.
             BadRequest: an option the backend does not support.
             Overloaded: too many requests already wait for the model.
             ServiceUnavailable: not loaded, or waited too long.
         """
         stream = self.stream(data, params)
-        segments = list(stream)
+        segments = collect(stream, client_gone)
         text = "".join(s.text for s in segments).strip()
         return Transcript(stream.model, text, stream.language, stream.duration, segments)
 

@@ -394,8 +394,5 @@ class LiveSession:
             self.done.set()
 
 
-
 def _seconds(samples: int) -> float:
     return round(samples / RATE, 3)
-
-

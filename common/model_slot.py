@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
-from typing import Generic, TypeVar
+from typing import Generic, Protocol, TypeVar
 
-from common.errors import Overloaded, ServiceUnavailable
+from common.errors import ClientGone, Overloaded, ServiceUnavailable
 
 T = TypeVar("T")
+T_co = TypeVar("T_co", covariant=True)
 
 
 class ModelSlot:
@@ -148,3 +149,28 @@ class LeasedStream(Generic[T]):
                 close()
         finally:
             self._lease.release()
+
+
+class ClosableStream(Protocol[T_co]):
+    """Items made one by one, whose work stops (and whose model is freed) when closed."""
+
+    def __iter__(self) -> Iterator[T_co]: ...
+
+    def close(self) -> None: ...
+
+
+def collect(stream: ClosableStream[T], client_gone: Callable[[], bool] | None = None) -> list[T]:
+    """Everything ``stream`` makes, for a whole (not streamed) answer.
+
+    With ``client_gone``, the client is looked at after each item: once it has left, the stream is closed
+    (its work stops, the model is free for the next request) and :class:`ClientGone` is raised.
+    """
+    items: list[T] = []
+    try:
+        for item in stream:
+            items.append(item)
+            if client_gone is not None and client_gone():
+                raise ClientGone("the client left before the answer was ready")
+    finally:
+        stream.close()
+    return items

@@ -7,15 +7,15 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
 from harness.launch import RunningService, launch, write_config
+from tests.test_client_gone import leave_before_the_answer
 from tests.test_llm_supervisor import gone, wait_until
 
 pytestmark = pytest.mark.slow
@@ -102,40 +102,15 @@ def test_a_disconnect_frees_the_slot(llm_server: RunningService) -> None:
     assert ours["next_token"][0]["n_decoded"] < 100  # stopped soon after the client left, not at 2000
 
 
-def leave_before_the_answer(url: str, path: str, body: dict, until: Callable[[], bool]) -> None:
-    """POST ``body`` for a whole (non-streamed) answer, wait until ``until()``, then close the connection."""
-    host, port = url.removeprefix("http://").split(":")
-    payload = json.dumps(body).encode()
-    head = f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
-    with socket.create_connection((host, int(port)), timeout=30) as connection:
-        connection.sendall(f"{head}Content-Length: {len(payload)}\r\n\r\n".encode() + payload)
-        wait_until(until, "the answer under way")
-
-
 def test_a_client_that_leaves_before_a_whole_answer_frees_the_slot(llm_server: RunningService) -> None:
-    leave_before_the_answer(
-        llm_server.url,
-        "/api/chat",
-        long_story("a baker who bakes for birds"),
-        lambda: health(llm_server)["slots"]["busy"] >= 1,
-    )
+    request = httpx.Request("POST", f"{llm_server.url}/api/chat", json=long_story("a baker who bakes for birds"))
+    leave_before_the_answer(request, lambda: health(llm_server)["slots"]["busy"] >= 1)
     wait_until(lambda: health(llm_server)["slots"]["busy"] == 0, "an idle llama-server")
     slots = httpx.get(f"{child_url(child_pid(llm_server))}/slots", timeout=30).json()
     ours = max((slot for slot in slots if "id_task" in slot), key=lambda slot: slot["id_task"])
     assert ours["next_token"][0]["n_decoded"] < 300  # the upstream request was closed, not run to 2000 tokens
     hi = {"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 4}
     assert httpx.post(f"{llm_server.url}/api/chat", json=hi, timeout=30).status_code == 200
-
-
-def test_the_fake_backend_stops_a_whole_answer_whose_client_left(tmp_path: Path) -> None:
-    env = {"LLM__BACKEND": "fake", "LLM__OPTIONS__CHUNK_DELAY_S": "0.2"}  # 0.2 s a word: 8 s for this answer
-    with launch("llm", tmp_path, env=env) as service:
-        words = {"messages": [{"role": "user", "content": " ".join(["word"] * 40)}], "max_tokens": 100}
-        in_progress = "http_requests_in_progress"  # counts the /metrics request that reads it too
-        leave_before_the_answer(service.url, "/v1/chat/completions", words, lambda: service.metric(in_progress) >= 2)
-        service.wait_for_metric("engine_streams_stopped_total", 1)  # only a client_gone() check counts this
-        answer = httpx.post(f"{service.url}/api/chat", json={**words, "max_tokens": 3}, timeout=30)
-        assert answer.json()["content"] == "word word word"
 
 
 def hold_slot(url: str, body: dict, lines: list[dict], release: threading.Event) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 
 from flask import Response, jsonify, request
 
-from common.app import app_factory, current_engine
+from common.app import app_factory, client_gone_check, current_engine
 from common.errors import BadRequest
 from common.openapi import ApiBlueprint, Upload
 from common.streaming import bytes_response, sse_response
@@ -62,7 +62,7 @@ def _audio_headers(sample_rate: int, voice: dict[str, Any], **extra: str) -> dic
 def synthesize() -> Response:
     """A complete 16-bit mono WAV; ``X-Sample-Rate`` and ``X-Audio-Duration`` headers describe it."""
     text, style, prompt_audio, params = _seed_request()
-    speech = current_engine(TtsEngine).synthesize(text, style, prompt_audio, params)
+    speech = current_engine(TtsEngine).synthesize(text, style, prompt_audio, params, client_gone_check())
     headers = _audio_headers(speech.sample_rate, speech.voice, **{"X-Audio-Duration": f"{speech.duration:.3f}"})
     return Response(encoding.wav_bytes(speech.samples, speech.sample_rate), mimetype="audio/wav", headers=headers)
 

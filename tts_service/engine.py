@@ -20,7 +20,7 @@ import yaml
 from common.audio import Audio, decode_audio, resample
 from common.errors import BadRequest
 from common.lifecycle import SingleModelEngine
-from common.model_slot import LeasedStream
+from common.model_slot import LeasedStream, collect
 from common.settings import REPO_ROOT, ConfigError
 from tts_service.backends import PreparedVoice, SynthesisParams, TtsBackend, VoicePreset
 from tts_service.settings import TtsSettings
@@ -160,16 +160,18 @@ class TtsEngine(SingleModelEngine[TtsBackend]):
         style: str | None = None,
         prompt_audio: bytes | None = None,
         params: SynthesisParams | None = None,
+        client_gone: Callable[[], bool] | None = None,
     ) -> Speech:
-        """Speak a whole text.
+        """Speak a whole text; with ``client_gone``, stop between clauses once the client has left.
 
         Raises:
+            ClientGone: the client left first.
             BadRequest: bad text, unknown style, unusable prompt audio.
             Overloaded: too many requests already wait for the model.
             ServiceUnavailable: not loaded, or waited too long.
         """
         stream = self.stream(text, style, prompt_audio, params)
-        chunks = list(stream)
+        chunks = collect(stream, client_gone)
         samples = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
         return Speech(samples, stream.sample_rate, stream.voice)
 

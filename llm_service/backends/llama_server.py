@@ -24,7 +24,8 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
 from common.bundled import assemble, cache_dir, package_dir, resolve_model_path
-from common.errors import ClientGone, ServiceUnavailable
+from common.errors import ServiceUnavailable
+from common.model_slot import collect
 from llm_service.backends import ChatParams, completion_from_chunks
 from llm_service.backends.openai_upstream import OpenAIUpstreamBackend
 from llm_service.backends.supervisor import Supervisor
@@ -120,13 +121,6 @@ def server_env() -> dict[str, str]:
     return {name: value for name, value in os.environ.items() if name != "OMP_WAIT_POLICY"}
 
 
-def _while_there(chunks: Iterator[dict[str, Any]], client_gone: Callable[[], bool]) -> Iterator[dict[str, Any]]:
-    for chunk in chunks:
-        if client_gone():
-            raise ClientGone("the client left before the answer was ready")
-        yield chunk
-
-
 class LlamaServerBackend:
     """A supervised llama-server child behind the OpenAI proxy backend; serves ``parallel`` requests at once."""
 
@@ -172,10 +166,7 @@ class LlamaServerBackend:
         if client_gone is None:
             return upstream.complete(params)
         chunks = upstream.stream(params, include_usage=True)
-        try:
-            return completion_from_chunks(_while_there(chunks, client_gone))
-        finally:
-            chunks.close()  # type: ignore[attr-defined]
+        return completion_from_chunks(collect(chunks, client_gone))
 
     def stream(self, params: ChatParams, include_usage: bool) -> Iterator[dict[str, Any]]:
         """Chunks as tokens are generated; closing the iterator closes the request, which frees the slot."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from typing import Any, TypeVar
 
 import httpx
@@ -82,7 +82,7 @@ class OpenAIUpstreamBackend:
         completion = self._call(lambda: self._client.chat.completions.create(**self._params(params)))
         return completion.model_dump()
 
-    def stream(self, params: ChatParams, include_usage: bool) -> Iterator[dict[str, Any]]:
+    def stream(self, params: ChatParams, include_usage: bool) -> Generator[dict[str, Any], None, None]:
         """Forward a streaming request; closing the iterator closes the upstream connection.
 
         The SSE lines are parsed straight into dicts (orjson), not into the SDK's models: on a small box
