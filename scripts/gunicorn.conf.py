@@ -30,6 +30,9 @@ accesslog = "-"
 errorlog = "-"
 loglevel = _server.log_level
 access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms rid=%({x-request-id}o)s'
+# gunicorn's control socket has one default path for every master ($HOME/.gunicorn/gunicorn.ctl): five services
+# (and test runs) would take it from each other. The scripts manage the services by PID file instead.
+control_socket_disable = True
 
 
 def _engine(worker):
