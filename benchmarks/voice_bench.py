@@ -9,7 +9,8 @@ and TTS speaks clause by clause; and (b) into ``Core.voice_chat`` as a finished 
 LLM -> TTS per clause). Measured: (a) speech end -> first reply audio playing (the page's latency
 line: the final's end, mapped to when that sample was captured, to when the first clause starts
 playing); (b) the file sent -> the first clause's audio ready (``VoiceReply.first_audio_s``). Same
-system prompt, ``max_tokens`` and services for both. Goals: (a) p50 <= 1.5 s and <= 0.5x (b)'s p50.
+system prompt, ``max_tokens``, temperature 0 (so both ways get the same answer: the LLM's first sentence,
+which both wait for, does not change between them) and services for both. Goals: (a) p50 <= 1.5 s and <= 0.5x (b)'s p50.
 """
 
 from __future__ import annotations
@@ -61,6 +62,7 @@ def console_round(playwright, url: str, wav: Path) -> dict[str, float]:
         page.wait_for_function("document.body.dataset.ready === 'true'", timeout=WAIT_MS)
         page.fill("[data-testid=system]", SYSTEM)
         page.fill("#max-tokens", str(MAX_TOKENS))
+        page.fill("[data-testid=temperature]", "0")
         page.check("[data-testid=handsfree]")
         latency = "document.querySelector('[data-testid=latency]').dataset"
         page.wait_for_function(f"{latency}.audioMs !== undefined", timeout=WAIT_MS)
@@ -94,7 +96,7 @@ def main() -> int:
                     print(f"  {text}")
                     page_figures.append(console_round(playwright, suite["console"].url, wav))
                     started = time.perf_counter()
-                    reply = client.voice_chat(recording, system=SYSTEM, max_tokens=MAX_TOKENS)
+                    reply = client.voice_chat(recording, system=SYSTEM, max_tokens=MAX_TOKENS, temperature=0)
                     file_first_audio.append(reply.first_audio_s)
                     print(
                         f"    console: text {page_figures[-1]['final']:.2f} s, first token "

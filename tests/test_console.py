@@ -115,6 +115,13 @@ def check_spoken_answer(page: Any, name: str) -> None:
     assert float(reply["playedSeconds"]) > 1.0 and float(reply["playedSeconds"]) >= float(reply["queuedSeconds"]) - 0.1
 
 
+def chat_requests(page: Any) -> list[dict]:
+    """The bodies of the page's LLM requests from now on (filled in as the page sends them)."""
+    bodies: list[dict] = []
+    page.on("request", lambda request: "/api/chat/stream" in request.url and bodies.append(request.post_data_json))
+    return bodies
+
+
 def test_clauses_are_cut_as_core_cuts_them(suite, playwright) -> None:
     texts = [
         "The capital of France is Paris. It is famous for the Eiffel Tower, the Louvre, and fine food",
@@ -144,10 +151,13 @@ def test_english_question_is_heard_answered_and_spoken(suite, questions, playwri
         page.wait_for_function(f"{query('status')}.querySelectorAll('[data-state=ok]').length === 4")
         assert page.evaluate(f"{query('style')}.options.length") >= 3  # from /styles
         page.fill("[data-testid=system]", "You are a voice assistant. Answer in three to five sentences.")
+        page.fill("[data-testid=temperature]", "0")
+        sent = chat_requests(page)
         ask_hands_free(page)
         check_spoken_answer(page, "english")
         heard = text_of(page, "final")  # read once answered: a pause may have made it two finals, one question
         assert word_error_rate(ENGLISH, heard) <= 0.15, heard
+        assert sent and all(body["temperature"] == 0 for body in sent), sent
 
 
 def test_chinese_question_is_heard_answered_and_spoken(suite, questions, playwright) -> None:
@@ -156,10 +166,12 @@ def test_chinese_question_is_heard_answered_and_spoken(suite, questions, playwri
         page.click("[data-testid=ui-language]")  # the interface in Chinese
         assert text_of(page, "talk") == "按住说话"
         page.fill("[data-testid=system]", "你是语音助手。请用中文回答，三到五句话。")  # long enough to stream
+        sent = chat_requests(page)
         ask_hands_free(page, "zh")
         check_spoken_answer(page, "chinese")
         heard = text_of(page, "final")
         assert character_error_rate(CHINESE, heard) <= 0.30, heard
+        assert sent and all("temperature" not in body for body in sent), sent  # empty: the model's default
 
 
 def test_talking_while_it_speaks_stops_the_answer(suite, questions, playwright) -> None:

@@ -11,7 +11,7 @@ const $ = (id) => document.getElementById(id);
 const el = {
   partial: $("partial"), final: $("final"), reply: $("reply"), latency: $("latency"), error: $("error"),
   talk: $("talk"), handsFree: $("hands-free"), language: $("language"), style: $("style"), system: $("system"),
-  maxTokens: $("max-tokens"), history: $("history"),
+  maxTokens: $("max-tokens"), temperature: $("temperature"), history: $("history"),
 };
 const HEALTH_EVERY_MS = 5000;
 const RECONNECT_MS = 1000;
@@ -152,6 +152,7 @@ class Turn {
       messages: system ? [{ role: "system", content: system }, ...messages] : [...messages],
       max_tokens: Number(el.maxTokens.value) || 160,
     };
+    if (el.temperature.value.trim() !== "" && el.temperature.checkValidity()) body.temperature = Number(el.temperature.value);
     let buffer = "";
     try {
       const response = await services.call("llm", "/api/chat/stream", {
