@@ -10,7 +10,8 @@ LLM -> TTS per clause). Measured: (a) speech end -> first reply audio playing (t
 line: the final's end, mapped to when that sample was captured, to when the first clause starts
 playing); (b) the file sent -> the first clause's audio ready (``VoiceReply.first_audio_s``). Same
 system prompt, ``max_tokens``, temperature 0 (so both ways get the same answer: the LLM's first sentence,
-which both wait for, does not change between them) and services for both. Goals: (a) p50 <= 1.5 s and <= 0.5x (b)'s p50.
+which both wait for, does not change between them) and services for both.
+Goals: (a) p50 <= 1.5 s and <= 0.5x (b)'s p50.
 """
 
 from __future__ import annotations
