@@ -268,3 +268,5 @@ def test_a_whole_answer_is_put_together_from_its_chunks() -> None:
             }
         ],
     }
+    empty = [{**head, "choices": [{"index": 0, "delta": {"role": "assistant", "content": None}}]}]
+    assert completion_from_chunks(empty)["choices"][0]["message"] == {"role": "assistant", "content": ""}

@@ -85,6 +85,9 @@ def completion_from_chunks(chunks: Iterable[dict[str, Any]]) -> dict[str, Any]:
                 choice.setdefault("logprobs", {"content": []})["content"] += piece["logprobs"]["content"]
     for index, joined in calls.items():
         choices[index]["message"]["tool_calls"] = [joined[i] for i in sorted(joined)]
+    for choice in choices.values():  # a whole answer's text is "" when empty, null only beside tool calls
+        if choice["message"]["content"] is None and "tool_calls" not in choice["message"]:
+            choice["message"]["content"] = ""
     return {**completion, "object": "chat.completion", "choices": [choices[i] for i in sorted(choices)]}
 
 

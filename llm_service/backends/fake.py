@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from common.errors import ClientGone
-from llm_service.backends import ChatParams
+from common.model_slot import collect
+from llm_service.backends import ChatParams, completion_from_chunks
 
 
 class FakeChatOptions(BaseModel):
@@ -52,24 +52,10 @@ class FakeChatBackend:
         )
 
     def complete(self, params: ChatParams, client_gone: Callable[[], bool] | None = None) -> dict[str, Any]:
-        """A whole ``chat.completion``, made at ``chunk_delay_s`` a word (stopped when the client goes)."""
-        words, finish, prompt = self._words(params)
-        for _ in words:
-            if client_gone is not None and client_gone():
-                raise ClientGone("the client left before the answer was ready")
-            time.sleep(self.options.chunk_delay_s)
-        return {
-            "id": f"chatcmpl-{uuid.uuid4().hex}",
-            "object": "chat.completion",
-            "created": int(time.time()),
-            "model": "fake",
-            "choices": [
-                {"index": 0, "message": {"role": "assistant", "content": " ".join(words)}, "finish_reason": finish}
-            ],
-            "usage": {"prompt_tokens": prompt, "completion_tokens": len(words), "total_tokens": prompt + len(words)},
-        }
+        """A whole ``chat.completion``: its own stream put together (stopped when the client goes)."""
+        return completion_from_chunks(collect(self.stream(params, include_usage=True), client_gone))
 
-    def stream(self, params: ChatParams, include_usage: bool) -> Iterator[dict[str, Any]]:
+    def stream(self, params: ChatParams, include_usage: bool) -> Generator[dict[str, Any], None, None]:
         """``chat.completion.chunk`` dicts, one per word, then the finish (and usage if asked)."""
         words, finish, prompt = self._words(params)
         base = {"id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion.chunk", "created": int(time.time())}
