@@ -155,17 +155,13 @@ class LlamaServerBackend:
     def complete(self, params: ChatParams, client_gone: Callable[[], bool] | None = None) -> dict[str, Any]:
         """Generate a whole answer; with ``client_gone``, one whose client leaves is stopped and frees its slot.
 
-        llama-server finishes a whole answer whose client has left, but stops a stream at once; so with
-        ``client_gone`` the answer is streamed from it and put together here, looking at the client between
-        tokens.
+        llama-server finishes a whole answer whose client has left, but stops a stream at once; so the answer
+        is streamed from it and put together here, looking at the client between tokens.
 
         Raises:
             ClientGone: the client left first.
         """
-        upstream = self._upstream()
-        if client_gone is None:
-            return upstream.complete(params)
-        chunks = upstream.stream(params, include_usage=True)
+        chunks = self._upstream().stream(params, include_usage=True)
         return completion_from_chunks(collect(chunks, client_gone))
 
     def stream(self, params: ChatParams, include_usage: bool) -> Iterator[dict[str, Any]]:
