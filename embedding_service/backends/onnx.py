@@ -105,9 +105,16 @@ class OnnxBertBackend:
 
     def encode(self, texts: list[str], input_type: Literal["query", "document"]) -> Encoded:
         """Embed with the model's prompt for ``input_type``; texts past the token limit are truncated."""
-        prompt = self._prompts[input_type]
-        rows = [e.ids for e in self._tokenizer.encode_batch([prompt + t for t in texts])]
+        rows = self._rows(texts, input_type)
         return Encoded(_normalise(self._encoder.means(rows)), [len(r) for r in rows])
+
+    def count_tokens(self, texts: list[str], input_type: Literal["query", "document"]) -> list[int]:
+        """Tokens each text runs with (after truncation)."""
+        return [len(r) for r in self._rows(texts, input_type)]
+
+    def _rows(self, texts: list[str], input_type: Literal["query", "document"]) -> list[list[int]]:
+        prompt = self._prompts[input_type]
+        return [e.ids for e in self._tokenizer.encode_batch([prompt + t for t in texts])]
 
     def close(self) -> None:
         """Drop the session."""
@@ -159,6 +166,10 @@ class OnnxE5Backend:
             [(prefix + t).translate(self._translate) for t in texts], add_special_tokens=False
         )
         return [e.ids for e in encoded]
+
+    def count_tokens(self, texts: list[str], input_type: Literal["query", "document"]) -> list[int]:
+        """Tokens of each text with ``<s>``/``</s>`` (before long texts are split into windows)."""
+        return [len(ids) + 2 for ids in self.tokenize(texts, input_type)]
 
     def encode(self, texts: list[str], input_type: Literal["query", "document"]) -> Encoded:
         """Embed; a text over 510 tokens is split into windows whose means are averaged by length."""
