@@ -64,6 +64,7 @@ def prepare(kind: str, source: Path, *, int8: bool = False) -> Path:
     source_sha = sha256_of(weights_file)
     variant = kind + ("-int8" if int8 else "")
     target = cache_dir() / "onnx" / f"{variant}-{source_sha[:16]}-v{BUILD_VERSION}.onnx"
+    _remove_older_builds(target, f"{variant}-{source_sha[:16]}-v")
     expected = KNOWN.get((variant, source_sha))
     if expected is None:
         # weights we have no recorded graph hash for: the first build records its own
@@ -75,6 +76,15 @@ def prepare(kind: str, source: Path, *, int8: bool = False) -> Path:
             return materialize(target, expected, lambda out: out.write(buffer.getvalue()))
         expected = marker.read_text().split()[0]
     return materialize(target, expected, write)
+
+
+def _remove_older_builds(target: Path, stem: str) -> None:
+    """Delete graphs (and their markers) built from the same weights by another ``BUILD_VERSION``."""
+    if not target.parent.is_dir():
+        return
+    for old in target.parent.glob(f"{stem}*.onnx*"):
+        if old.name.removesuffix(".sha256") != target.name and ".partial-" not in old.name:
+            old.unlink(missing_ok=True)
 
 
 def _bert_writer(directory: Path, int8: bool = False) -> Callable[[BinaryIO], None]:

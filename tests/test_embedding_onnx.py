@@ -142,3 +142,14 @@ def test_graph_build_is_deterministic() -> None:
     _bert_writer(Path(source))(first)
     _bert_writer(Path(source))(second)
     assert first.getvalue() == second.getvalue()
+
+
+def test_a_new_build_version_removes_the_older_ones(tmp_path: Path) -> None:
+    from embedding_service.onnx_models import _remove_older_builds
+
+    names = ["bert-abc-v1.onnx", "bert-abc-v1.onnx.sha256", "bert-abc-v2.onnx", "bert-abc-v2.onnx.sha256"]
+    names += ["bert-int8-abc-v1.onnx", "bert-def-v1.onnx", "bert-abc-v2.onnx.partial-77"]
+    for name in names:
+        (tmp_path / name).write_text("x")
+    _remove_older_builds(tmp_path / "bert-abc-v2.onnx", "bert-abc-v")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(names[2:])
