@@ -1,12 +1,13 @@
 """Micro-batching: merge items from concurrent requests into one model call.
 
-One worker thread per batcher takes what is queued (waiting at most ``max_wait_s``
-after the oldest item for more to arrive), calls the model once and resolves one ``Future``
-per item. With a ``sort_key`` (a length), a batch is chosen from a window of the queue: the
-oldest item plus the queued items closest to it in length, so a model that pads to the longest
-text pads less; the oldest item always goes first, so nothing waits forever. When a batch raises, its
-items are retried one by one so only the bad item fails; the worker keeps serving. The queue is bounded:
-past ``max_queue`` items, ``submit`` raises :class:`~common.errors.Overloaded` (429).
+A worker thread takes what is queued (waiting at most ``max_wait_s`` after the oldest item for
+more to arrive), calls the model once and resolves one ``Future`` per item. A batcher has one worker,
+or several for a model that can run batches side by side (each takes its own batch). With a
+``sort_key`` (a length), a batch is chosen from a window of the queue: the oldest item plus the queued
+items closest to it in length, so a model that pads to the longest text pads less; the oldest item
+always goes first, so nothing waits forever. When a batch raises, its items are retried one by one so
+only the bad item fails; the worker keeps serving. The queue is bounded: past ``max_queue`` items,
+``submit`` raises :class:`~common.errors.Overloaded` (429).
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ class BatchObserver(Protocol):
 
 
 class MicroBatcher(Generic[ItemT, ResultT]):
-    """Bounded queue plus one worker that calls ``process`` on batches of items."""
+    """Bounded queue plus worker threads that call ``process`` on batches of items."""
 
     def __init__(
         self,
@@ -48,8 +49,9 @@ class MicroBatcher(Generic[ItemT, ResultT]):
         sort_key: Callable[[ItemT], int] | None = None,
         length_window: int = 4,
         observer: BatchObserver | None = None,
+        workers: int = 1,
     ) -> None:
-        """Start the worker.
+        """Start the workers.
 
         Args:
             process: the model call, one result per item in order.
@@ -61,9 +63,10 @@ class MicroBatcher(Generic[ItemT, ResultT]):
             length_window: with ``sort_key``, batches are picked from the oldest
                 ``length_window * max_batch_size`` queued items.
             observer: told about every batch.
+            workers: batches run at once (``process`` must then be safe to call from several threads).
         """
-        if max_batch_size < 1 or max_queue < 1 or max_wait_s < 0 or length_window < 1:
-            raise ValueError("max_batch_size, max_queue and length_window must be >= 1, max_wait_s >= 0")
+        if max_batch_size < 1 or max_queue < 1 or max_wait_s < 0 or length_window < 1 or workers < 1:
+            raise ValueError("max_batch_size, max_queue, length_window and workers must be >= 1, max_wait_s >= 0")
         self.name = name
         self._process = process
         self._max_batch_size = max_batch_size
@@ -75,13 +78,16 @@ class MicroBatcher(Generic[ItemT, ResultT]):
         self._queue: deque[tuple[ItemT, Future[ResultT], float]] = deque()
         self._cond = threading.Condition()
         self._closed = False
-        self._worker = threading.Thread(target=self._run, name=f"batcher-{name}", daemon=True)
-        self._worker.start()
+        self._workers = [
+            threading.Thread(target=self._run, name=f"batcher-{name}-{i}", daemon=True) for i in range(workers)
+        ]
+        for worker in self._workers:
+            worker.start()
 
     @property
     def alive(self) -> bool:
-        """True while the worker thread runs; ``/readyz`` reports a dead worker."""
-        return self._worker.is_alive() and not self._closed
+        """True while every worker thread runs; ``/readyz`` reports a dead worker."""
+        return all(worker.is_alive() for worker in self._workers) and not self._closed
 
     def depth(self) -> int:
         """Items waiting (not yet taken by the worker)."""
@@ -132,7 +138,9 @@ class MicroBatcher(Generic[ItemT, ResultT]):
         for _, future, _ in pending:
             if future.set_running_or_notify_cancel():
                 future.set_exception(ServiceUnavailable(f"{self.name} shut down", code="shutting_down"))
-        self._worker.join(timeout)
+        deadline = time.monotonic() + timeout
+        for worker in self._workers:
+            worker.join(max(0.0, deadline - time.monotonic()))
 
     def _take_batch(self) -> list[tuple[ItemT, Future[ResultT]]] | None:
         with self._cond:
@@ -148,6 +156,8 @@ class MicroBatcher(Generic[ItemT, ResultT]):
                 self._cond.wait(remaining)
             key = self._sort_key
             taken = self._popleft(self._max_batch_size) if key is None else self._pick(key)
+            if self._queue:  # more than one batch waits: another worker may take the next
+                self._cond.notify()
             # skip items whose caller gave up
             return [(item, future) for item, future, _ in taken if future.set_running_or_notify_cancel()]
 

@@ -85,6 +85,7 @@ class EmbeddingEngine(ModelEngine):
                 max_queue=batching.max_queue,
                 sort_key=_size,
                 observer=self,
+                workers=batching.workers if getattr(backend, "concurrent", False) else 1,
             )
             self._models[name] = ServedModel(name, spec, backend, batcher)
             log.info("loaded %s (%s, dim %d)", name, spec.backend, backend.dim)

@@ -54,6 +54,32 @@ def test_concurrent_requests_share_batches() -> None:
         batcher.close()
 
 
+def test_workers_run_batches_side_by_side() -> None:
+    running, most = 0, 0
+    lock = threading.Lock()
+
+    def model(items: list[str]) -> list[str]:
+        nonlocal running, most
+        with lock:
+            running += 1
+            most = max(most, running)
+        time.sleep(0.03)
+        with lock:
+            running -= 1
+        return [item.upper() for item in items]
+
+    batcher = MicroBatcher(model, name="t", max_batch_size=4, workers=2)
+    try:
+        assert batcher.alive
+        with ThreadPoolExecutor(16) as pool:
+            results = list(pool.map(lambda i: batcher.run([f"x{i}"]), range(32)))
+        assert results == [[f"X{i}"] for i in range(32)]
+        assert most == 2
+    finally:
+        batcher.close()
+    assert not batcher.alive
+
+
 def test_batch_is_capped() -> None:
     model = Recorder()
     batcher = MicroBatcher(model, name="t", max_batch_size=4)

