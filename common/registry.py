@@ -46,6 +46,10 @@ class BackendRegistry(Mapping[str, str], Generic[B]):
         if name not in self._entries:
             raise ValueError(f"unknown backend {name!r} for {self.service}; known: {sorted(self._entries)}")
 
+    def backend_class(self, name: str) -> type[B]:
+        """The class registered as ``name`` (importing its module now)."""
+        return import_object(self._entries[name])
+
     def create(self, name: str, options: dict[str, Any], cpu_threads: int) -> B:
         """Instantiate backend ``name`` (importing its module now).
 
@@ -54,4 +58,4 @@ class BackendRegistry(Mapping[str, str], Generic[B]):
             options: the backend's own options; the backend validates them.
             cpu_threads: threads the model library may use.
         """
-        return import_object(self._entries[name])(options, cpu_threads)
+        return self.backend_class(name)(options, cpu_threads)

@@ -76,7 +76,10 @@ class EmbeddingEngine(ModelEngine):
     def _load(self) -> None:
         batching = self.settings.batching
         for name, spec in self.settings.models.items():
-            backend = BACKENDS.create(spec.backend, spec.backend_options(), self.settings.cpu_threads)
+            backend_class = BACKENDS.backend_class(spec.backend)
+            # a backend that runs batches side by side gets the cores split between its batches
+            workers = batching.workers if getattr(backend_class, "concurrent", False) else 1
+            backend = backend_class(spec.backend_options(), max(1, self.settings.cpu_threads // workers))
             batcher: MicroBatcher[Item, Row] = MicroBatcher(
                 lambda items, backend=backend: _encode_items(backend, items),
                 name=name,
@@ -85,7 +88,7 @@ class EmbeddingEngine(ModelEngine):
                 max_queue=batching.max_queue,
                 sort_key=_size,
                 observer=self,
-                workers=batching.workers if getattr(backend, "concurrent", False) else 1,
+                workers=workers,
             )
             self._models[name] = ServedModel(name, spec, backend, batcher)
             log.info("loaded %s (%s, dim %d)", name, spec.backend, backend.dim)

@@ -41,7 +41,8 @@ class BatchingSettings(BaseModel):
     request_timeout_s: float = Field(default=60.0, gt=0)
     """A request waiting longer than this for its vectors gets 503."""
     workers: int = Field(default=2, ge=1, le=16)
-    """Batches one model runs at once, for backends that can (the ONNX ones); others run one at a time."""
+    """Batches one model runs at once, for backends that can (the ONNX ones), each on ``cpu_threads /
+    workers`` threads; other backends run one batch at a time on all ``cpu_threads``."""
 
 
 class LimitSettings(BaseModel):

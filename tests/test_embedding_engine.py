@@ -111,3 +111,12 @@ def test_configured_prompt_is_prepended(embedding_settings) -> None:
         assert float(plain.vectors[0] @ prompted.vectors[0]) < 0.999
     finally:
         backend.close()
+
+
+@pytest.mark.parametrize("model", [E5, MINILM])
+def test_onnx_models_run_two_batches_at_once_on_a_core_each(embedding_engine: EmbeddingEngine, model: str) -> None:
+    served = embedding_engine.resolve(model)
+    assert embedding_engine.settings.batching.workers == 2 and embedding_engine.settings.cpu_threads == 2
+    assert len(served.batcher._workers) == 2
+    session = served.backend._encoder._session  # type: ignore[attr-defined]
+    assert session.get_session_options().intra_op_num_threads == 1
