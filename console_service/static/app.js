@@ -15,7 +15,9 @@ const el = {
 };
 const HEALTH_EVERY_MS = 5000;
 const RECONNECT_MS = 1000;
-const HEARD_LITTLE_S = 1.0; // a reply cut off before this much of it played counts as never given
+// a reply cut off before this much of it played counts as never given; measured when the page sees the new
+// speech (its first partial), which comes 0.5-1 s after the speaker starts, more on a loaded machine
+const HEARD_LITTLE_S = 1.5;
 
 let services = null;
 const mic = new Microphone();
