@@ -94,21 +94,32 @@ def edit_distance(reference: list[str], hypothesis: list[str]) -> int:
     return row[-1]
 
 
+def _words(text: str) -> list[str]:
+    text = text.lower().replace("-", " ").replace("mr.", "mister")
+    return re.sub(r"[^\w\s']", " ", text).split()
+
+
+def _characters(text: str) -> list[str]:
+    return [c for c in text if c.isalnum()]
+
+
+def error_count(reference: str, hypothesis: str, *, chinese: bool = False) -> tuple[int, int]:
+    """(edit distance, reference length) in words, or in characters for Chinese; as the two rates count."""
+    split = _characters if chinese else _words
+    ref = split(reference)
+    return edit_distance(ref, split(hypothesis)), len(ref)
+
+
 def word_error_rate(reference: str, hypothesis: str) -> float:
     """Word-level edit distance / reference length, after lower-casing and dropping punctuation."""
-
-    def words(text: str) -> list[str]:
-        text = text.lower().replace("-", " ").replace("mr.", "mister")
-        return re.sub(r"[^\w\s']", " ", text).split()
-
-    ref = words(reference)
-    return edit_distance(ref, words(hypothesis)) / max(len(ref), 1)
+    errors, length = error_count(reference, hypothesis)
+    return errors / max(length, 1)
 
 
 def character_error_rate(reference: str, hypothesis: str) -> float:
     """Character-level edit distance / reference length, ignoring punctuation and spaces (for Chinese)."""
-    ref = [c for c in reference if c.isalnum()]
-    return edit_distance(ref, [c for c in hypothesis if c.isalnum()]) / max(len(ref), 1)
+    errors, length = error_count(reference, hypothesis, chinese=True)
+    return errors / max(length, 1)
 
 
 def silent_flac(hours: float, rate: int = 8000) -> bytes:
