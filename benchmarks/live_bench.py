@@ -101,6 +101,11 @@ class Stream:
     name: str
 
     @property
+    def reference(self) -> str:
+        """What was said: the utterances' references joined (with no space between Chinese ones)."""
+        return ("" if self.language == "zh" else " ").join(u.reference for u in self.utterances)
+
+    @property
     def pcm(self) -> bytes:
         return (np.clip(self.samples, -1, 1) * 32767).astype("<i2").tobytes()
 
@@ -249,7 +254,6 @@ def score(stream: Stream, timeline: Timeline) -> Scores:
     """Latencies per utterance and the error rate of all final text."""
     chinese = stream.language == "zh"
     joined = ("" if chinese else " ").join(text for _, text in timeline.finals)
-    reference = ("" if chinese else " ").join(u.reference for u in stream.utterances)
     first_partial, gaps, finals = [], [], []
     for utterance in stream.utterances:
         during = [a for a, _, _ in timeline.partials if utterance.start <= a <= utterance.end + 0.3]
@@ -260,7 +264,7 @@ def score(stream: Stream, timeline: Timeline) -> Scores:
         done = _covered_at(stream, timeline, utterance)
         if done is not None:
             finals.append(done - utterance.end)
-    return Scores(first_partial, gaps, finals, *error_count(reference, joined, chinese=chinese))
+    return Scores(first_partial, gaps, finals, *error_count(stream.reference, joined, chinese=chinese))
 
 
 def _covered_at(stream: Stream, timeline: Timeline, utterance: Utterance) -> float | None:
@@ -302,9 +306,7 @@ def file_route_errors(http_url: str, stream: Stream) -> tuple[int, int]:
         timeout=600,
     )
     response.raise_for_status()
-    chinese = stream.language == "zh"
-    reference = ("" if chinese else " ").join(u.reference for u in stream.utterances)
-    return error_count(reference, response.json()["text"], chinese=chinese)
+    return error_count(stream.reference, response.json()["text"], chinese=stream.language == "zh")
 
 
 def load_run(run: Callable[[Stream], Timeline], stream: Stream, sessions: int, seconds: float) -> list[list[float]]:
