@@ -6,13 +6,14 @@ timeout -> 504, the upstream's 4xx passed on with its message, its 5xx -> 502.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import time
 from collections.abc import Callable, Generator, Iterator
+from types import ModuleType
 from typing import Any, TypeVar
 
-import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
 from common import jsonio
@@ -61,11 +62,11 @@ class OpenAIUpstreamBackend:
         import openai
 
         self._openai = openai
+        self._transport = transport_library(openai)
         self.options = UpstreamOptions.model_validate(options)
-        timeout = httpx.Timeout(self.options.timeout_s, connect=self.options.connect_timeout_s)
         self._client = openai.OpenAI(
             base_url=self.options.base_url,
-            timeout=timeout,
+            timeout=openai.Timeout(self.options.timeout_s, connect=self.options.connect_timeout_s),
             max_retries=0,
             api_key=os.environ.get(self.options.api_key_env) or "not-needed",
         )
@@ -117,9 +118,9 @@ class OpenAIUpstreamBackend:
                 return
             except self._openai.APIError as exc:
                 raise self._translate(exc) from None
-            except httpx.HTTPError as exc:  # the SDK passes transport errors inside a stream on unwrapped
+            except self._transport.HTTPError as exc:  # the SDK passes transport errors inside a stream on unwrapped
                 url = self.options.base_url
-                if isinstance(exc, httpx.TimeoutException):
+                if isinstance(exc, self._transport.TimeoutException):
                     raise UpstreamTimeout(
                         f"the upstream at {url} sent nothing for {self.options.timeout_s:.0f} s"
                     ) from None
@@ -171,6 +172,13 @@ class OpenAIUpstreamBackend:
     def close(self) -> None:
         """Close the connection pool."""
         self._client.close()
+
+
+def transport_library(openai: ModuleType) -> ModuleType:
+    """The HTTP library the installed SDK is built on (httpx, or httpx2 in newer releases), found through the
+    SDK's own ``Timeout`` type: its errors inside a stream come through unwrapped, and our code must not name
+    a package the SDK only happens to depend on today."""
+    return importlib.import_module(openai.Timeout.__module__.partition(".")[0])
 
 
 def _context_exceeded(body: object) -> bool:
