@@ -16,23 +16,18 @@ from __future__ import annotations
 
 import itertools
 import logging
-import queue
 import threading
 import time
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from asr_service.live_events import SessionEvents
+from asr_service.live_jobs import DecodeJob, SessionDecoder
 from asr_service.live_limits import LiveLimits
 from asr_service.pcm import RATE, PcmConverter
 from asr_service.vad import WINDOW, StreamingVad
 from common.errors import ApiError, BadRequest
-
-if TYPE_CHECKING:
-    from asr_service.live_decoder import LiveDecoder
 
 log = logging.getLogger("suite.asr.live")
 
@@ -43,41 +38,30 @@ TRAILING_OFF = ("..", "…")
 _session_ids = itertools.count(1)
 
 
-@dataclass
-class DecodeJob:
-    """One decode the session wants: samples of one utterance, and whether the result is final."""
-
-    session: LiveSession
-    utterance: int
-    start: int
-    end: int
-    samples: np.ndarray
-    final: bool
-    language: str | None
-    may_be_final: bool
-    """A final, or a speculative decode of exactly what the final will be."""
-    requested: float = field(default_factory=time.monotonic)
-
-
-Decode = Callable[[np.ndarray, str | None, bool], tuple[str, str | None]]
-"""``decode(samples_16k, language, may_be_final) -> (text, language)``; the caller holds the model."""
-
-
 class LiveSession:
     """One live transcription: feed PCM, read events (dicts) from :attr:`events`.
 
     Events: ``{"partial_text", "start", "end"}``, ``{"text", "start", "end", "final": True, "language"}``
     per utterance, ``{"event": "done", "text", "duration"}`` after :meth:`finish`, or
-    ``{"error": {...}}`` (then no more events). Times are seconds from the session's start.
+    ``{"error": {...}}`` (then no more events). With :attr:`speech_events`, each utterance that will be
+    transcribed is announced (``{"event": "speech_started", "start"}`` once it has ``min_speech_s`` of
+    speech, ``{"event": "speech_stopped", "end"}``) and always gets its final, with empty text when the
+    model heard no words. Times are seconds from the session's start.
+
+    Every utterance with enough speech gets exactly one final decode, in order; ``done.text`` joins
+    the finals' texts.
     """
 
     def __init__(
-        self, decoder: LiveDecoder, limits: LiveLimits, *, sample_rate: int = RATE, language: str | None = None
+        self, decoder: SessionDecoder, limits: LiveLimits, *, sample_rate: int = RATE, language: str | None = None
     ) -> None:
         self.id = f"live-{next(_session_ids)}-{uuid.uuid4().hex[:8]}"
         self.limits = limits
-        self.language = language
-        self.events: queue.Queue[dict[str, Any]] = queue.Queue()
+        self._language = language
+        self._out = SessionEvents()
+        self.events = self._out.queue
+        self.done = self._out.done
+        """Set once ``done`` or an error event has been queued."""
         self._decoder = decoder
         self._pcm = PcmConverter(sample_rate)
         self._vad = StreamingVad()
@@ -99,15 +83,33 @@ class LiveSession:
         self._finals: list[DecodeJob] = []
         self._results: dict[tuple[int, int, int], tuple[str, str | None, bool]] = {}
         """(utterance, start, end) -> (text, language, may stand as the final) of this utterance's decodes."""
-        self._texts: list[str] = []
         self._finishing = False
         self._closed = False
         self.auto_end = True
         """End utterances at pauses (voice activity); False: only :meth:`commit` and the length limit do."""
         self.error: ApiError | None = None
         """Why the session failed, once it has."""
-        self.done = threading.Event()
-        """Set once ``done`` or an error event has been queued."""
+
+    @property
+    def language(self) -> str | None:
+        """The language every decode is made in; None detects it per utterance."""
+        return self._language
+
+    @language.setter
+    def language(self, language: str | None) -> None:
+        with self._lock:
+            self._language = language
+            if language is not None:
+                self._utterance_language = language
+
+    @property
+    def speech_events(self) -> bool:
+        """Whether ``speech_started`` / ``speech_stopped`` events are queued (off for ``/asr/live``)."""
+        return self._out.speech
+
+    @speech_events.setter
+    def speech_events(self, on: bool) -> None:
+        self._out.speech = on
 
     @property
     def duration(self) -> float:
@@ -185,8 +187,7 @@ class LiveSession:
         if self.error is not None:
             return
         self.error = error
-        self.events.put({"error": {"message": error.message, "type": error.type, "code": error.code}})
-        self.done.set()
+        self._out.failed(error)
         self.close()
 
     # -- audio and voice activity (feeding thread) --
@@ -194,6 +195,11 @@ class LiveSession:
     @property
     def _pad(self) -> int:
         return int(self.limits.pad_after_s * RATE)
+
+    @property
+    def _min_speech(self) -> int:
+        """Speech samples an utterance needs to be transcribed (a whole number of VAD windows, at least one)."""
+        return max(1, -(-int(self.limits.min_speech_s * RATE) // WINDOW)) * WINDOW
 
     @property
     def _lead(self) -> int:
@@ -223,6 +229,8 @@ class LiveSession:
                 self._last_partial_end = self._speech_start
             self._speech_end = window_end
             self._speech_samples += WINDOW
+            if self._speech_samples == self._min_speech:  # from here on the utterance will be transcribed
+                self._out.speech_started(self._speech_start)
             if window_end - self._speech_start >= self.limits.max_utterance_s * RATE:
                 self._end_utterance(window_end)
             return
@@ -242,7 +250,7 @@ class LiveSession:
     def _maybe_request_partial(self) -> None:
         if self._speech_start is None or self._finishing:
             return
-        if self._speech_samples < self.limits.min_speech_s * RATE or self._scored - self._speech_end >= self._pad:
+        if self._speech_samples < self._min_speech or self._scored - self._speech_end >= self._pad:
             return
         if self._scored - self._last_partial_end >= self.limits.partial_interval_s * RATE:
             self._request(self._scored, final=False)
@@ -282,7 +290,7 @@ class LiveSession:
 
     def _end_utterance(self, end: int) -> None:
         assert self._speech_start is not None
-        if self._speech_samples >= self.limits.min_speech_s * RATE:
+        if self._speech_samples >= self._min_speech:
             heard = self._speech_end
             key = self._heard_all()
             inflight = self._inflight
@@ -295,13 +303,14 @@ class LiveSession:
                 and inflight.end >= heard
                 and (inflight.may_be_final or self.limits.fast_finals)
             ):
-                inflight.final = True  # it is being decoded right now: its result is the final
+                inflight.final = True  # it is being decoded right now: its result is the final (see deliver)
             else:
                 self._request(end, final=True)
+            self._out.speech_stopped(end)
         self._partial = None
         self._results.clear()
         self._utterance += 1
-        self._utterance_language = self.language
+        self._utterance_language = self._language
         self._speech_start = None
         self._trim(end)
 
@@ -321,6 +330,8 @@ class LiveSession:
                 job: DecodeJob | None = self._finals[0]
             else:
                 job, self._partial = self._partial, None
+            if job is not None and self._language is not None:
+                job.language = self._language  # a language set after the request was made
             self._inflight = job
             return job
 
@@ -347,12 +358,19 @@ class LiveSession:
         with self._lock:
             if self._closed:
                 return
-            key = (job.utterance, job.start, job.end)
+            key = job.key
             if self._inflight is job:
                 self._inflight = None
             if job.final:
                 if self._finals and self._finals[0] is job:
                     self._finals.pop(0)
+                if not text and not job.may_be_final:
+                    # a partial taken over as the final, decoded as a partial is: it may have given up on audio
+                    # the model looped on. Only a decode that never gives up may leave an utterance without words.
+                    job.may_be_final = True
+                    job.requested = time.monotonic()
+                    self._finals.insert(0, job)
+                    return
                 self._emit_final(key, text, language)
                 self._maybe_done()
                 return
@@ -363,36 +381,14 @@ class LiveSession:
             # a partial with no text may be one the backend gave up on (it looped): never a final
             self._results[key] = (text, language, job.may_be_final or (self.limits.fast_finals and bool(text)))
             if text:
-                self.events.put({"partial_text": text, "start": _seconds(job.start), "end": _seconds(job.end)})
+                self._out.partial(text, job.start, job.end)
             if self.auto_end and not self._finishing and self._sentence_ended():
                 self._end_utterance(min(self._total, self._speech_end + self._pad))
 
     def _emit_final(self, key: tuple[int, int, int], text: str, language: str | None) -> None:
-        if text:
-            self._texts.append(text)
-            self.events.put(
-                {
-                    "text": text,
-                    "start": _seconds(key[1]),
-                    "end": _seconds(key[2]),
-                    "final": True,
-                    "language": language,
-                }
-            )
+        self._out.final(text, key[1], key[2], language)
 
     def _maybe_done(self) -> None:
         promised = self._inflight is not None and self._inflight.final
-        if (
-            self._finishing
-            and not self._finals
-            and not promised
-            and self._speech_start is None
-            and not self.done.is_set()
-        ):
-            separator = "" if self.language in ("zh", "ja", "yue") else " "
-            self.events.put({"event": "done", "text": separator.join(self._texts), "duration": _seconds(self._total)})
-            self.done.set()
-
-
-def _seconds(samples: int) -> float:
-    return round(samples / RATE, 3)
+        if self._finishing and not self._finals and not promised and self._speech_start is None:
+            self._out.finished(self._language, self._total)

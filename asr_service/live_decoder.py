@@ -8,8 +8,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from asr_service.live import RATE, Decode, DecodeJob, LiveSession
+from asr_service.live import LiveSession
+from asr_service.live_jobs import Decode, DecodeJob
 from asr_service.live_limits import LiveLimits
+from asr_service.pcm import RATE
 from common.errors import ApiError, Overloaded, ServiceUnavailable
 
 log = logging.getLogger("suite.asr.live")

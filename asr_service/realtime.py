@@ -2,8 +2,9 @@
 
 Client events: ``session.update`` (or ``transcription_session.update``: language, turn detection),
 ``input_audio_buffer.append`` (base64 pcm16, 24 kHz mono), ``input_audio_buffer.commit`` and
-``.clear``. Server events: ``session.created``/``.updated``, ``input_audio_buffer.committed``/
-``.cleared``, ``conversation.item.input_audio_transcription.delta``/``.completed`` and ``error``.
+``.clear``. Server events: ``session.created``/``.updated``, ``input_audio_buffer.speech_started``/
+``.speech_stopped`` (server VAD), ``input_audio_buffer.committed``/``.cleared``,
+``conversation.item.input_audio_transcription.delta``/``.completed`` and ``error``.
 With server VAD (the default) utterances are committed at pauses; with ``turn_detection: null``
 only ``input_audio_buffer.commit`` ends one.
 """
@@ -28,6 +29,7 @@ class RealtimeAdapter:
 
     def __init__(self, session: LiveSession, send: Callable[[dict[str, Any]], None], model: str) -> None:
         self.session = session
+        session.speech_events = True  # server VAD is on until a session.update turns it off
         self._send = send
         self._model = model
         self._items = itertools.count(1)
@@ -89,6 +91,7 @@ class RealtimeAdapter:
             self.session.language = language.lower()
         turn = audio_input["turn_detection"] if "turn_detection" in audio_input else config.get("turn_detection", {})
         self.session.auto_end = turn is not None
+        self.session.speech_events = turn is not None  # server VAD's events; none in push-to-talk
         self._emit("session.updated", session=self._describe())
 
     # -- session -> client --
@@ -97,6 +100,10 @@ class RealtimeAdapter:
         """Translate one live-session event into Realtime events."""
         if "error" in event:
             self._emit("error", error={**event["error"], "event_id": None})
+        elif event.get("event") == "speech_started":
+            self._emit("input_audio_buffer.speech_started", audio_start_ms=_ms(event["start"]), item_id=self._item)
+        elif event.get("event") == "speech_stopped":
+            self._emit("input_audio_buffer.speech_stopped", audio_end_ms=_ms(event["end"]), item_id=self._item)
         elif "partial_text" in event:
             text = event["partial_text"]
             if text.startswith(self._sent_text) and len(text) > len(self._sent_text):
@@ -144,3 +151,7 @@ class RealtimeAdapter:
 
     def _emit(self, kind: str, **fields: Any) -> None:
         self._send({"type": kind, "event_id": f"event_{next(_event_ids)}", **fields})
+
+
+def _ms(seconds: float) -> int:
+    return round(seconds * 1000)

@@ -4,14 +4,16 @@ Whisper's encoder always reads a 30 s window, and its cost grows faster than the
 utterance of a few seconds that is most of the decode. CTranslate2's encoder takes shorter windows:
 the utterance is padded with silence to the next 5 s (at least 1.5 s of it, which the decoder needs to
 end cleanly) and decoded with timestamps, as Whisper was trained. A short window can make Whisper
-repeat itself; any repeated run of words (or characters, for unspaced scripts) sends the utterance back
-to the ordinary 30 s decode, so the fast path never returns worse text than a loop.
+repeat itself; a loop (a run of words, or characters for unspaced scripts, repeated back to back or
+three times) sends the utterance back to the ordinary 30 s decode, so the fast path never returns worse
+text than a loop.
 """
 
 from __future__ import annotations
 
 import math
 import re
+from collections import Counter
 from typing import Any
 
 import numpy as np
@@ -31,15 +33,25 @@ def window_seconds(duration: float) -> float | None:
 
 
 def repeats(text: str) -> bool:
-    """Whether a run of 3 words (or 5 characters of unspaced text) occurs twice."""
+    """Whether the text loops: a run of 3+ words (4+ characters of unspaced text) twice in a row, or one
+    run of 3 words (5 characters) three times.
+
+    A phrase that comes back later in a sentence ("the size of the drops ... as the size of the drops
+    increases") is speech, not a loop; treating it as one made partials of such sentences give up.
+    """
     words = _WORD.findall(text.lower())
     if len(words) * 3 < len(text.replace(" ", "")) / 2:  # few spaces: Chinese, Japanese
         units: list[str] = [c for c in text if not c.isspace() and c.isalnum()]
-        size = 5
+        run, gram = 4, 5
     else:
-        units, size = words, 3
-    grams = [tuple(units[i : i + size]) for i in range(len(units) - size + 1)]
-    return len(grams) != len(set(grams))
+        units, run, gram = words, 3, 3
+    count = len(units)
+    for length in range(run, count // 2 + 1):
+        for i in range(count - 2 * length + 1):
+            if units[i : i + length] == units[i + length : i + 2 * length]:
+                return True
+    grams = Counter(tuple(units[i : i + gram]) for i in range(count - gram + 1))
+    return max(grams.values(), default=0) >= 3
 
 
 def decode_utterance(
