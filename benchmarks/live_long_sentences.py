@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -91,6 +91,16 @@ def stream(url: str, audio: np.ndarray) -> dict:
     return events[-1] if events else {"error": "no events"}
 
 
+def one_run(url: str, items: list[tuple[np.ndarray, str]], index: int, language: str) -> tuple[float, str]:
+    """(error rate, a line saying what was lost or "") of run ``index``."""
+    audio, reference = items[index % len(items)]
+    done = stream(url, audio)
+    rate = character_error_rate if language == "zh" else word_error_rate
+    error = rate(reference, done["text"]) if "text" in done else 1.0
+    lost = not done.get("text") or error > 0.5
+    return error, f"run {index}: {json.dumps(done, ensure_ascii=False)[:200]}" if lost else ""
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=50, help="runs per language")
@@ -99,25 +109,13 @@ def main() -> int:
     args = parser.parse_args()
     material = sentences()
     results: dict[str, dict] = {}
-    lock = threading.Lock()
     with tempfile.TemporaryDirectory() as run_dir, launch("asr", Path(run_dir)) as service:
         for language, items in material.items():
             url = service.url.replace("http://", "ws://") + f"/asr/live?language={language}"
-            rate = character_error_rate if language == "zh" else word_error_rate
-            errors: list[float] = []
-            lost: list[str] = []
-
-            def run(index: int, items: list = items, url: str = url, rate: object = rate) -> None:
-                audio, reference = items[index % len(items)]
-                done = stream(url, audio)
-                error = rate(reference, done.get("text", "")) if "text" in done else 1.0  # type: ignore[operator]
-                with lock:
-                    errors.append(error)
-                    if not done.get("text") or error > 0.5:
-                        lost.append(f"run {index}: {json.dumps(done, ensure_ascii=False)[:200]}")
-
             with ThreadPoolExecutor(args.concurrent) as pool:
-                list(pool.map(run, range(args.runs)))
+                runs = list(pool.map(functools.partial(one_run, url, items, language=language), range(args.runs)))
+            errors = [error for error, _ in runs]
+            lost = [line for _, line in runs if line]
             results[language] = {
                 "runs": args.runs,
                 "lost": len(lost),
