@@ -272,9 +272,7 @@ class ASRClient(_Client):
         """The text of an audio file (path or bytes); ``transcribe_detail`` gives segments too."""
         return self.transcribe_detail(audio, language, **fields)["text"]
 
-    def transcribe_detail(
-        self, audio: AudioSource, language: str | None = None, **fields: str
-    ) -> dict[str, Any]:
+    def transcribe_detail(self, audio: AudioSource, language: str | None = None, **fields: str) -> dict[str, Any]:
         """``{"text", "language", "duration", "segments"}``."""
         data = {k: v for k, v in {"language": language, **fields}.items() if v is not None}
         return self._request("POST", "/asr", files={"file": _audio(audio)}, data=data).json()
