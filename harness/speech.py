@@ -46,6 +46,11 @@ def assert_speech(samples: np.ndarray, rate: int, seconds: tuple[float, float]) 
     assert float(np.mean(np.abs(samples) >= 0.999)) < 0.001, "clipped"
 
 
+def pcm16(samples: np.ndarray) -> bytes:
+    """Float samples in [-1, 1] as signed 16-bit little-endian PCM (clipped)."""
+    return (np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes()
+
+
 def wav_bytes(samples: np.ndarray, rate: int = 16000, channels: int = 1) -> bytes:
     """16-bit PCM WAV; ``samples`` is (n,) or (n, channels)."""
     buffer = io.BytesIO()
@@ -53,7 +58,7 @@ def wav_bytes(samples: np.ndarray, rate: int = 16000, channels: int = 1) -> byte
         wav.setnchannels(channels)
         wav.setsampwidth(2)
         wav.setframerate(rate)
-        wav.writeframes((np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes())
+        wav.writeframes(pcm16(samples))
     return buffer.getvalue()
 
 
