@@ -19,8 +19,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 GOAL = re.compile(r"\(goal ([<>]=) ([\d.]+)\)")
 
 
@@ -61,6 +59,8 @@ def percentile(values: list[float], q: float, nearest_rank: bool = False) -> flo
     Linear between ranks by default; ``nearest_rank`` takes an observed value (the smallest with at
     least ``q`` % of the values at or below it), which suits a handful of samples.
     """
+    import numpy as np
+
     if not values:
         return float("nan")
     return float(np.percentile(values, q, method="inverted_cdf" if nearest_rank else "linear"))
