@@ -18,7 +18,7 @@ import yaml
 from common.services import SERVICES
 from llm_service.backends.supervisor import free_port  # the one free-port finder (stdlib only)
 
-__all__ = ["REPO", "RunningService", "free_port", "fuzz", "launch", "metric_value", "write_config"]
+__all__ = ["REPO", "SERVICES_PY", "RunningService", "free_port", "fuzz", "launch", "metric_value", "write_config"]
 
 REPO = Path(__file__).resolve().parent.parent
 SERVICES_PY = REPO / "scripts" / "services.py"
