@@ -263,9 +263,10 @@ def test_queue_overflow_is_429_with_retry_after() -> None:
             threading.Thread(target=lambda: results.append(client.post("/echo", json={"words": ["a"]}).status_code))
             for _ in range(4)
         ]
-        for t in threads:
-            t.start()
+        threads[0].start()
         assert engine.entered.wait(5)  # one request is at the model...
+        for t in threads[1:]:  # (started after it, so they cannot all find the queue full before it is taken)
+            t.start()
         # ...and one waits in the full queue
         wait_until(lambda: engine.batcher is not None and engine.batcher.depth() >= 1, "a queued request", 10, 0.01)
         overflow = client.post("/echo", json={"words": ["a"]})
