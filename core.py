@@ -18,7 +18,8 @@ What is retried, ``retries`` times (default 3): a connection that cannot be open
 answer (after the ``Retry-After`` the service sends, at most 30 s). Streamed calls are retried the same way,
 but only before the first byte of the body: once a stream has started, a failure raises. Nothing else is
 retried (timeouts, other statuses, a broken stream). Every failure raises a :class:`SuiteError` subclass
-(one per kind of failure, below) carrying the status, the service's message and error code, and the request id.
+(one per kind of failure, in ``core_errors.py``) carrying the status, the service's message and error code,
+and the request id.
 """
 
 from __future__ import annotations
@@ -28,7 +29,6 @@ import json
 import os
 import re
 import struct
-import sys
 import threading
 import time
 import wave
@@ -40,6 +40,20 @@ from urllib.parse import urlencode
 
 import httpx
 
+from core_errors import (
+    ERROR_BY_TYPE,
+    AuthenticationError,
+    InvalidRequestError,
+    NotFoundError,
+    RateLimitError,
+    ServerError,
+    ServiceUnavailableError,
+    StreamError,
+    SuiteError,
+    UpstreamFailureError,
+    error_for,
+)
+
 __all__ = [  # noqa: RUF022 (grouped: clients, results, errors)
     "ASRClient", "Core", "EmbeddingClient", "LLMClient", "LiveTranscription", "TTSClient", "VoiceEvent", "VoiceReply",
     "AuthenticationError", "InvalidRequestError", "NotFoundError", "RateLimitError", "ServerError",
@@ -48,86 +62,6 @@ __all__ = [  # noqa: RUF022 (grouped: clients, results, errors)
 RETRIED_STATUSES = (429, 503)
 AudioSource = str | Path | bytes
 """An audio file's path, or its bytes."""
-
-
-class SuiteError(Exception):
-    """Any failure talking to a service."""
-
-    def __init__(
-        self, message: str, *, status: int | None = None, code: str | None = None, request_id: str | None = None
-    ) -> None:
-        super().__init__(message)
-        self.message = message
-        self.status = status
-        self.code = code
-        self.request_id = request_id
-
-    def __str__(self) -> str:
-        where = f" (HTTP {self.status}, request id {self.request_id})" if self.status else ""
-        return f"{self.message}{where}"
-
-
-class AuthenticationError(SuiteError):
-    """Missing or wrong API key (401, 403)."""
-
-
-class InvalidRequestError(SuiteError):
-    """The service refused the input (400, 413 and any other 4xx not named here)."""
-
-
-class NotFoundError(SuiteError):
-    """Unknown model or route (404)."""
-
-
-class RateLimitError(SuiteError):
-    """The service's queue was still full (429) after the retries."""
-
-
-class ServiceUnavailableError(SuiteError):
-    """503 after the retries (loading, shutting down), or unreachable, timed out, or broken midway."""
-
-
-class UpstreamFailureError(SuiteError):
-    """The service's upstream failed (502) or was too slow (504)."""
-
-
-class ServerError(SuiteError):
-    """Any other 5xx: a bug in the service (the message has its request id)."""
-
-
-class StreamError(SuiteError):
-    """A stream that had started ended with an error line/event."""
-
-
-_ERROR_BY_STATUS: dict[int, type[SuiteError]] = {
-    401: AuthenticationError,
-    403: AuthenticationError,
-    404: NotFoundError,
-    429: RateLimitError,
-    502: UpstreamFailureError,
-    503: ServiceUnavailableError,
-    504: UpstreamFailureError,
-}
-_ERROR_BY_TYPE: dict[str | None, type[SuiteError]] = {
-    "authentication_error": AuthenticationError,
-    "invalid_request_error": InvalidRequestError,
-    "not_found_error": NotFoundError,
-    "rate_limit_error": RateLimitError,
-    "service_unavailable_error": ServiceUnavailableError,
-    "server_error": ServerError,
-}
-"""What a WebSocket error event's ``type`` raises."""
-
-
-def _error_for(response: httpx.Response) -> SuiteError:
-    try:
-        detail = response.json().get("error", {})
-        message, code = str(detail.get("message", response.text)), detail.get("code")
-    except (ValueError, AttributeError):
-        message, code = response.text[:500] or response.reason_phrase, None
-    status = response.status_code
-    kind = _ERROR_BY_STATUS.get(status, InvalidRequestError if status < 500 else ServerError)
-    return kind(message, status=status, code=code, request_id=response.headers.get("X-Request-ID"))
 
 
 def _retry_delay(response: httpx.Response) -> float:
@@ -185,7 +119,7 @@ class _Client:
                 time.sleep(_retry_delay(response))
                 continue
             if response.status_code >= 400:
-                raise _error_for(response)
+                raise error_for(response)
             return response
         raise AssertionError("unreachable")
 
@@ -202,7 +136,7 @@ class _Client:
                         continue
                     if response.status_code >= 400:
                         response.read()
-                        raise _error_for(response)
+                        raise error_for(response)
                     yield response
                     return
         except httpx.TransportError as exc:
@@ -272,9 +206,7 @@ class ASRClient(_Client):
         """The text of an audio file (path or bytes); ``transcribe_detail`` gives segments too."""
         return self.transcribe_detail(audio, language, **fields)["text"]
 
-    def transcribe_detail(
-        self, audio: AudioSource, language: str | None = None, **fields: str
-    ) -> dict[str, Any]:
+    def transcribe_detail(self, audio: AudioSource, language: str | None = None, **fields: str) -> dict[str, Any]:
         """``{"text", "language", "duration", "segments"}``."""
         data = {k: v for k, v in {"language": language, **fields}.items() if v is not None}
         return self._request("POST", "/asr", files={"file": _audio(audio)}, data=data).json()
@@ -357,7 +289,7 @@ class LiveTranscription:
     def _raise_error(event: dict[str, Any]) -> dict[str, Any]:
         if "error" in event:
             detail = event["error"]
-            kind = _ERROR_BY_TYPE.get(detail.get("type"), StreamError)
+            kind = ERROR_BY_TYPE.get(detail.get("type"), StreamError)
             raise kind(str(detail.get("message")), code=detail.get("code"))
         return event
 
@@ -613,61 +545,7 @@ class Core:
         return VoiceReply(heard, reply.strip(), wav_file(b"".join(pcm), rate), first_audio, reply_done, total, clauses)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``python core.py asr FILE | live FILE | chat TEXT | tts TEXT -o OUT | voice IN -o OUT | embed TEXT | health``."""
-    import argparse
-
-    parser = argparse.ArgumentParser(prog="core.py", description="Call the suite's services.")
-    commands = parser.add_subparsers(dest="command", required=True)
-    for name, about, positional, options in (
-        ("asr", "transcribe an audio file", "file", ()),
-        ("live", "stream a 16-bit mono WAV as if spoken; print partials and finals", "file", ("language", "speed")),
-        ("chat", "ask the LLM (streams the answer)", "text", ("system",)),
-        ("tts", "speak a text into a WAV file (-o, default out.wav)", "text", ("output", "style")),
-        ("voice", "answer a spoken question in speech (-o, default reply.wav)", "file", ("output", "system", "style")),
-        ("embed", "print a text's vector length and first values", "text", ()),
-        ("health", "every service's /health", None, ()),
-    ):
-        command = commands.add_parser(name, help=about)
-        if positional:
-            command.add_argument(positional)
-        for option in options:
-            flags = ["-o", "--output"] if option == "output" else [f"--{option}"]
-            command.add_argument(*flags, type=float if option == "speed" else str)
-    args = parser.parse_args(argv)
-    try:
-        with Core() as suite:
-            if args.command == "asr":
-                print(suite.asr.transcribe(args.file))
-            elif args.command == "live":
-                for event in suite.asr.transcribe_live(args.file, args.language, args.speed or 1.0):
-                    if "partial_text" in event:
-                        print(f"\r… {event['partial_text']}"[-100:], end="", flush=True)
-                    elif event.get("final"):
-                        print(f"\r[{event['start']:6.2f}-{event['end']:6.2f}] {event['text']}\x1b[K")
-            elif args.command == "chat":
-                for piece in suite.llm.chat_stream(args.text, system=args.system):
-                    print(piece, end="", flush=True)
-                print()
-            elif args.command == "tts":
-                wav = suite.tts.synthesize(args.text, style=args.style, save_to=args.output or "out.wav")
-                print(f"{args.output or 'out.wav'}: {(len(wav) - WAV_HEADER_BYTES) / 2 / wav_rate(wav):.2f} s")
-            elif args.command == "voice":
-                reply = suite.voice_chat(args.file, system=args.system, style=args.style)
-                Path(args.output or "reply.wav").write_bytes(reply.audio)
-                print(f"heard: {reply.heard}\nreply: {reply.reply}")
-                print(f"first audio after {reply.first_audio_s:.2f} s, reply text done after {reply.reply_s:.2f} s,"
-                      f" all audio after {reply.total_s:.2f} s")  # fmt: skip
-            elif args.command == "embed":
-                vector = suite.embedding.embed(args.text)
-                print(len(vector), [round(x, 4) for x in vector[:5]])
-            else:
-                print(json.dumps(suite.health(), ensure_ascii=False, indent=2))
-    except SuiteError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    return 0
-
-
 if __name__ == "__main__":
+    from core_cli import main
+
     raise SystemExit(main())

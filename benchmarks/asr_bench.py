@@ -11,7 +11,6 @@ ratio b/a of real-time factors (goal >= 0.9). Then, for a ~64 s file, the time t
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -26,6 +25,7 @@ import numpy as np  # noqa: E402
 
 from asr_service.backends.whisper import WhisperOptions, prepare_bundled_base  # noqa: E402
 from asr_service.settings import AsrSettings  # noqa: E402
+from benchmarks.shared import finish  # noqa: E402
 from harness.launch import launch  # noqa: E402
 from harness.speech import librivox_clips, long_speech, wav_bytes, word_error_rate  # noqa: E402
 
@@ -114,6 +114,7 @@ def main() -> int:
         first, total = first_partial(running.url, files[-1][1])
     result = {
         "benchmark": "asr",
+        "compared_with": "stock faster-whisper in-process (same model and beam, its own VAD)",
         "model": "whisper-base int8",
         "cores": os.cpu_count(),
         "in_process_x_realtime": round(a_rtf, 2),
@@ -127,9 +128,7 @@ def main() -> int:
             "first partial / total, 64 s file (goal <= 0.35)": round(first / total, 3),
         },
     }
-    if args.json:
-        print(json.dumps(result))
-    else:
+    if not args.json:
         audio = sum(f[2] for f in files)
         print(f"Whisper base int8, {os.cpu_count()} cores, {len(files)} files ({audio:.0f} s of audio) x {args.rounds}")
         print(f"(a) in-process faster-whisper  {a_rtf:5.2f}x real time   WER {a_wer:.1%}")
@@ -139,7 +138,7 @@ def main() -> int:
             f"/asr/stream on the 64 s file: first partial {first:.2f} s of {total:.2f} s = {first / total:.2f} "
             "(goal <= 0.35)"
         )
-    return 0
+    return finish(result, args.json)
 
 
 if __name__ == "__main__":

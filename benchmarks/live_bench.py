@@ -1,6 +1,6 @@
 """Live transcription latency and accuracy, ours and WhisperLiveKit's, side by side in one run.
 
-    .venv/bin/python benchmarks/live_bench.py [--no-peer] [--load-seconds 60] [--no-chinese]
+    .venv/bin/python benchmarks/live_bench.py [--no-peer] [--load-seconds 60] [--no-chinese] [--json]
 
 Speech, each utterance after a pause, is streamed paced at real time in 100 ms frames to (a) the ASR
 service's ``/asr/live`` under gunicorn and (b) WhisperLiveKit (same Whisper base model, int8, 2 threads; see
@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -32,82 +33,12 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 import httpx  # noqa: E402
-import numpy as np  # noqa: E402
 from websockets.sync.client import connect  # noqa: E402
 
+from benchmarks.live_streams import FRAME, RATE, Stream, Utterance, build_stream, english_stream, tts_streams  # noqa: E402
+from benchmarks.shared import finish, percentile, send_paced  # noqa: E402
 from harness.launch import launch  # noqa: E402
-from harness.speech import error_count, librivox_clips, read_wav, wav_bytes  # noqa: E402
-
-RATE = 16000
-FRAME = RATE // 10
-PAUSE_S = 1.5
-ENGLISH = [
-    "The weather is lovely today, so let's take a walk in the park.",
-    "Please send me the report before Friday afternoon.",
-    "Artificial intelligence is changing the way we live and work.",
-    "Could you turn off the lights in the kitchen when you leave?",
-    "The train to the city leaves from the second platform.",
-    "I would like a cup of coffee with a little milk and no sugar.",
-    "Remember to water the plants while I am away on holiday.",
-    "The meeting has been moved to the large room on the third floor.",
-    "She opened the window and listened to the birds singing outside.",
-    "How long does it take to drive from here to the airport?",
-    "Our team finished the project a few weeks ahead of schedule.",
-    "The library closes early on Sundays, so plan your visit carefully.",
-    "He forgot his umbrella and came home completely soaked.",
-    "Can you recommend a good restaurant near the river?",
-    "The children built a small castle out of sand and shells.",
-    "Turn left at the bakery and the museum is straight ahead.",
-]
-CHINESE = [
-    "今天天气很好，我们一起去公园散步吧。",
-    "人工智能正在改变我们的生活方式。",
-    "请在星期五下午之前把报告发给我。",
-    "明天早上我们在学校门口见面。",
-    "这家餐厅的菜很好吃，价格也不贵。",
-    "请帮我把窗户关上，外面太冷了。",
-    "我想买一张去北京的火车票。",
-    "会议改到下个星期举行。",
-    "他每天晚上都会读半个小时的书。",
-    "图书馆周末开放的时间比较短。",
-    "你能告诉我去火车站怎么走吗？",
-    "这个问题我们需要再讨论一下。",
-    "孩子们在海边用沙子堆了一座城堡。",
-    "我的手机没电了，可以借你的充电器吗？",
-    "天气预报说明天会下大雨。",
-    "谢谢你的帮助，我们下次再见。",
-]
-STYLES = ("style1", "style2", "style3")
-"""Our TTS's voices, taken in turn."""
-
-
-@dataclass
-class Utterance:
-    """Where one utterance's speech starts and ends in the stream (seconds), and what was said."""
-
-    start: float
-    end: float
-    reference: str
-
-
-@dataclass
-class Stream:
-    """Audio to send and its utterances."""
-
-    samples: np.ndarray
-    utterances: list[Utterance]
-    language: str
-    clips: list[tuple[np.ndarray, str]]
-    name: str
-
-    @property
-    def reference(self) -> str:
-        """What was said: the utterances' references joined (with no space between Chinese ones)."""
-        return ("" if self.language == "zh" else " ").join(u.reference for u in self.utterances)
-
-    @property
-    def pcm(self) -> bytes:
-        return (np.clip(self.samples, -1, 1) * 32767).astype("<i2").tobytes()
+from harness.speech import error_count, wav_bytes  # noqa: E402
 
 
 @dataclass
@@ -120,63 +51,6 @@ class Timeline:
     """(arrival, text) per final text as it became final."""
 
 
-def speech_span(clip: np.ndarray) -> tuple[float, float]:
-    """First and last speech window of a clip (Silero VAD, as the service runs it)."""
-    from asr_service.vad import WINDOW, StreamingVad
-
-    probabilities = StreamingVad().feed(clip)
-    speech = np.flatnonzero(probabilities >= 0.5)
-    return speech[0] * WINDOW / RATE, (speech[-1] + 1) * WINDOW / RATE
-
-
-def build_stream(clips: list[tuple[np.ndarray, str]], language: str, name: str) -> Stream:
-    pause = np.zeros(int(PAUSE_S * RATE), dtype=np.float32)
-    pieces: list[np.ndarray] = [pause]
-    utterances = []
-    offset = PAUSE_S
-    for clip, reference in clips:
-        start, end = speech_span(clip)
-        utterances.append(Utterance(offset + start, offset + end, reference))
-        pieces += [clip, pause]
-        offset += len(clip) / RATE + PAUSE_S
-    return Stream(np.concatenate(pieces), utterances, language, clips, name)
-
-
-def english_stream() -> Stream:
-    """The LibriVox clips: real speech."""
-    return build_stream([(read_wav(path), text) for path, text in librivox_clips()], "en", "LibriVox")
-
-
-def tts_streams(languages: list[str]) -> list[Stream]:
-    """:data:`ENGLISH` and :data:`CHINESE` spoken by our TTS (in-process), voices taken in turn."""
-    from scipy.signal import resample_poly
-
-    from tts_service.engine import TtsEngine
-    from tts_service.settings import TtsSettings
-
-    engine = TtsEngine(TtsSettings.load())
-    engine.start(background=False)
-    streams = []
-    for language in languages:
-        clips = []
-        for index, sentence in enumerate(ENGLISH if language == "en" else CHINESE):
-            speech = engine.synthesize(sentence, style=STYLES[index % len(STYLES)])
-            clips.append((resample_poly(speech.samples, RATE, speech.sample_rate).astype(np.float32), sentence))
-        streams.append(build_stream(clips, language, f"TTS {language}"))
-    engine.close()
-    return streams
-
-
-def send_paced(send: Callable[[bytes], None], pcm: bytes, started: float) -> None:
-    """Send 100 ms frames, each when its audio would have been spoken."""
-    step = FRAME * 2
-    for index, position in enumerate(range(0, len(pcm), step)):
-        delay = started + index * 0.1 - time.monotonic()
-        if delay > 0:
-            time.sleep(delay)
-        send(pcm[position : position + step])
-
-
 def run_ours(url: str, stream: Stream) -> Timeline:
     """Stream to ``/asr/live`` and record partials and finals."""
     timeline = Timeline()
@@ -185,7 +59,7 @@ def run_ours(url: str, stream: Stream) -> Timeline:
         started = time.monotonic()
 
         def feed() -> None:
-            send_paced(ws.send, stream.pcm, started)
+            send_paced(ws.send, stream.pcm, started, FRAME * 2)  # 100 ms frames
             ws.send(json.dumps({"event": "end"}))
 
         threading.Thread(target=feed, daemon=True).start()
@@ -280,12 +154,6 @@ def _covered_at(stream: Stream, timeline: Timeline, utterance: Utterance) -> flo
     return None
 
 
-def percentile(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    return float(np.percentile(values, q))
-
-
 def report(name: str, scores: Scores) -> None:
     p = percentile
     latest = max(scores.first_partial, default=float("nan"))
@@ -356,6 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-chinese", action="store_true", help="English only")
     parser.add_argument("--load-seconds", type=float, default=60.0, help="length of each concurrent stream")
     parser.add_argument("--sessions", type=int, default=4, help="concurrent streams in the load run")
+    parser.add_argument("--json", action="store_true", help="end with one JSON object (for run_all.py)")
     args = parser.parse_args(argv)
 
     languages = ["en"] + ([] if args.no_chinese else ["zh"])
@@ -393,7 +262,15 @@ def main(argv: list[str] | None = None) -> int:
                     )
 
     print("Each language, all its streams")
-    checks = []
+    english = pooled(ours, streams, "en")
+    assert english is not None
+    goals = {
+        "English: first partial after speech starts, max s (goal <= 1.0)": max(english.first_partial, default=99),
+        "English: gap between partials p95, s (goal <= 1.0)": percentile(english.partial_gaps, 95),
+        "English: speech end -> final p50, s (goal <= 0.6)": percentile(english.final_latency, 50),
+        "English: speech end -> final p95, s (goal <= 1.0)": percentile(english.final_latency, 95),
+        f"{args.sessions} sessions: speech end -> final p95, s (goal <= 2)": load_p95,
+    }
     for language in languages:
         mine = pooled(ours, streams, language)
         assert mine is not None
@@ -403,28 +280,24 @@ def main(argv: list[str] | None = None) -> int:
         length = sum(file_errors[name][1] for name in names)
         print(f"  {'/asr (' + language + ')':<16} error rate {errors / length:.3f} ({errors} of {length})")
         unit = "CER" if language == "zh" else "WER"
-        checks.append((f"final {unit} within 1 point of /asr ({language})", mine.error_rate <= errors / length + 0.01))
+        goals[f"{language}: final {unit} minus /asr's, points (goal <= 1)"] = (mine.error_rate - errors / length) * 100
         theirs = pooled(peers, streams, language)
         if theirs is not None:
             report(f"WLK ({language})", theirs)
             ratio = percentile(theirs.final_latency, 50) / percentile(mine.final_latency, 50)
-            print(f"  WLK / ours, speech end -> final p50 ({language}): {ratio:.1f}x")
-            checks.append((f"ours >= 4x faster than WLK to the final ({language})", ratio >= 4))
-            checks.append((f"error rate no worse than WLK ({language})", mine.error_rate <= theirs.error_rate + 0.005))
-
-    print("Goals (latencies: English, all streams)")
-    english = pooled(ours, streams, "en")
-    assert english is not None
-    checks[:0] = [
-        ("first partial <= 1.0 s after speech starts (max)", max(english.first_partial, default=99) <= 1.0),
-        ("a new partial at least every 1.0 s (p95)", percentile(english.partial_gaps, 95) <= 1.0),
-        ("speech end -> final p50 <= 0.6 s", percentile(english.final_latency, 50) <= 0.6),
-        ("speech end -> final p95 <= 1.0 s", percentile(english.final_latency, 95) <= 1.0),
-        (f"{args.sessions} sessions: speech end -> final p95 <= 2 s", load_p95 <= 2.0),
-    ]
-    for name, passed in checks:
-        print(f"  {'pass' if passed else 'FAIL'}  {name}")
-    return 0
+            goals[f"{language}: WLK / ours, speech end -> final p50 (goal >= 4)"] = ratio
+            goals[f"{language}: our error rate minus WLK's, points (goal <= 0.5)"] = (
+                mine.error_rate - theirs.error_rate
+            ) * 100
+    result = {
+        "benchmark": "live",
+        "compared_with": "WhisperLiveKit 0.2.26 (same Whisper base, int8, 2 threads); /asr on the same audio",
+        "cores": os.cpu_count(),
+        "streams": {name: vars(scores) | {"error_rate": scores.error_rate} for name, scores in ours.items()},
+        "peer_streams": {name: vars(scores) | {"error_rate": scores.error_rate} for name, scores in peers.items()},
+        "ratios": {name: round(value, 3) for name, value in goals.items()},
+    }
+    return finish(result, args.json)
 
 
 if __name__ == "__main__":

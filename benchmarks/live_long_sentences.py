@@ -31,26 +31,18 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 from harness.launch import launch
-from harness.speech import character_error_rate, librivox_clips, read_wav, word_error_rate
+from harness.speech import (
+    LONG_CHINESE,
+    LONG_ENGLISH,
+    character_error_rate,
+    librivox_clips,
+    read_wav,
+    trimmed,
+    word_error_rate,
+)
 
 RATE = 16000
 FRAME = 3200
-ENGLISH = [
-    "The difference in the rainbow depends considerably upon the size of the drops, and the width of the "
-    "coloured band increases as the size of the drops increases.",
-    "When the sunlight strikes raindrops in the air, they act as a prism and form a rainbow, which is a "
-    "division of white light into many beautiful colours.",
-]
-CHINESE = [
-    "今天天气很好，我们一起去公园散步吧，顺便买一些新鲜的水果和蔬菜回家做晚饭。",
-    "人工智能正在改变我们的生活方式和工作方式，也让很多过去需要人工完成的事情变得更加简单。",
-]
-
-
-def trimmed(samples: np.ndarray, keep_s: float = 0.08) -> np.ndarray:
-    """Cut leading and trailing quiet down to ``keep_s``."""
-    loud = np.flatnonzero(np.abs(samples) > 0.02)
-    return samples[max(0, loud[0] - int(keep_s * RATE)) : loud[-1] + int(keep_s * RATE)]
 
 
 def sentences() -> dict[str, list[tuple[np.ndarray, str]]]:
@@ -67,8 +59,8 @@ def sentences() -> dict[str, list[tuple[np.ndarray, str]]]:
 
     clips = [(trimmed(read_wav(path)), text) for path, text in librivox_clips()]
     english = [(np.concatenate([a[0], b[0]]), f"{a[1]} {b[1]}") for a, b in zip(clips[::2], clips[1::2], strict=False)]
-    english += [(spoken(text, "style1"), text) for text in ENGLISH]
-    chinese = [(spoken(text, "style2"), text) for text in CHINESE]
+    english += [(spoken(text, "style1"), text) for text in LONG_ENGLISH]
+    chinese = [(spoken(text, "style2"), text) for text in LONG_CHINESE]
     tts.close()
     return {"en": english, "zh": chinese}
 

@@ -1,6 +1,6 @@
 """Bounded load against a running service on loopback: N clients for T seconds, realistic mixed requests.
 
-    .venv/bin/python benchmarks/load.py --service embedding --clients 32 --seconds 60
+    .venv/bin/python benchmarks/load.py --service embedding --clients 32 --seconds 60 [--json]
 
 Reports throughput, p50/p95/p99 latency, status-code counts and the service's RSS: cold, after a short
 warm-up of the same load (``--warmup``, while the model runtimes' arenas reach their working size), and
@@ -26,6 +26,7 @@ sys.path.insert(0, str(REPO / "scripts"))
 
 import httpx  # noqa: E402
 
+from benchmarks.shared import finish  # noqa: E402
 from common.services import SERVICES  # noqa: E402
 from harness.speech import librivox_clips  # noqa: E402
 
@@ -151,6 +152,7 @@ def main() -> int:
         "--warmup", type=float, default=15, help="seconds of the same load before RSS is taken (0: measure cold)"
     )
     parser.add_argument("--url", help="default: the configured host and port")
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of the report")
     args = parser.parse_args()
     if not 1 <= args.clients <= 256 or not 0 < args.seconds <= 3600 or not 0 <= args.warmup <= 600:
         parser.error("clients must be 1-256, seconds 0-3600 and warmup 0-600")
@@ -167,22 +169,37 @@ def main() -> int:
     after = rss_mib(args.service)
     quantiles = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else [0.0] * 99
     errors = sum(n for s, n in statuses.items() if s not in {"200", "429"}) + warm_errors
-    print(
-        f"{args.service}: {args.clients} clients x {args.seconds:.0f} s against {url}, "
-        f"after {args.warmup:.0f} s warm-up"
-    )
-    print(
-        f"requests {len(latencies)}  throughput {len(latencies) / elapsed:.1f}/s  "
-        f"p50 {quantiles[49] * 1000:.0f} ms  p95 {quantiles[94] * 1000:.0f} ms  p99 {quantiles[98] * 1000:.0f} ms"
-    )
-    print("status counts:", dict(statuses))
-    if cold and before and after:
+    result = {
+        "benchmark": "load",
+        "service": args.service,
+        "clients": args.clients,
+        "seconds": args.seconds,
+        "warmup_s": args.warmup,
+        "requests": len(latencies),
+        "throughput_rps": round(len(latencies) / elapsed, 1),
+        "p50_p95_p99_ms": [round(quantiles[i] * 1000) for i in (49, 94, 98)],
+        "statuses": dict(statuses),
+        "rss_mib_cold_warm_end": [cold, before, after],
+        "ratios": {"errors other than 429 (goal <= 0)": errors},
+    }
+    if before and after:
+        result["ratios"]["RSS growth during the run, % (goal <= 10)"] = round((after - before) / before * 100, 1)
+    if not args.json:
         print(
-            f"RSS {cold:.0f} MiB cold, {before:.0f} MiB after warm-up -> {after:.0f} MiB "
-            f"({(after - before) / before:+.1%} during the run)"
+            f"{args.service}: {args.clients} clients x {args.seconds:.0f} s against {url}, "
+            f"after {args.warmup:.0f} s warm-up"
         )
-    print(f"errors other than 429: {errors}")
-    return 1 if errors else 0
+        print(
+            f"requests {len(latencies)}  throughput {len(latencies) / elapsed:.1f}/s  "
+            f"p50 {quantiles[49] * 1000:.0f} ms  p95 {quantiles[94] * 1000:.0f} ms  p99 {quantiles[98] * 1000:.0f} ms"
+        )
+        print("status counts:", dict(statuses))
+        if cold and before and after:
+            print(
+                f"RSS {cold:.0f} MiB cold, {before:.0f} MiB after warm-up -> {after:.0f} MiB "
+                f"({(after - before) / before:+.1%} during the run)"
+            )
+    return finish(result, args.json)
 
 
 if __name__ == "__main__":

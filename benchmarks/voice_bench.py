@@ -1,6 +1,6 @@
 """Voice round trip: the browser console against ``core.py voice``, on the same recordings in one run.
 
-    .venv/bin/python benchmarks/voice_bench.py [--rounds 1]
+    .venv/bin/python benchmarks/voice_bench.py [--rounds 1] [--json]
 
 Five spoken questions (three English, two Chinese, made by our own TTS) go (a) into the voice console
 in headless Chromium, whose fake microphone plays the question once and then silence, in hands-free
@@ -17,6 +17,7 @@ Goals: (a) p50 <= 1.5 s and <= 0.5x (b)'s p50.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -29,6 +30,7 @@ sys.path.insert(0, str(REPO))
 from playwright.sync_api import sync_playwright  # noqa: E402
 
 import core  # noqa: E402
+from benchmarks.shared import finish, percentile  # noqa: E402
 from common.audio import resample  # noqa: E402
 from harness.browser import browser, console_suite, mic_file  # noqa: E402
 from harness.speech import parse_wav  # noqa: E402
@@ -47,12 +49,6 @@ SYSTEM = (
 MAX_TOKENS = 160
 MIC_RATE = 48000
 WAIT_MS = 180_000
-
-
-def percentile(values: list[float], q: float) -> float:
-    """Nearest-rank percentile."""
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q * len(ordered) + 0.5) - 1))]
 
 
 def console_round(playwright, url: str, wav: Path) -> dict[str, float]:
@@ -76,6 +72,7 @@ def console_round(playwright, url: str, wav: Path) -> dict[str, float]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=1, help="times each question is asked each way")
+    parser.add_argument("--json", action="store_true", help="print one JSON object (for run_all.py) after the log")
     args = parser.parse_args()
     with (
         tempfile.TemporaryDirectory(prefix="voice-bench-") as folder,
@@ -112,14 +109,26 @@ def main() -> int:
         ("console: speech end -> first audio playing", audio),
         ("core.py voice: file sent -> first audio ready", file_first_audio),
     ]
-    print(f"\n{'':<48} {'p50':>7} {'p95':>7}")
-    for name, values in rows:
-        print(f"{name:<48} {statistics.median(values):>6.2f}s {percentile(values, 0.95):>6.2f}s")
-    ratio = statistics.median(audio) / statistics.median(file_first_audio)
+    figures = {name: (statistics.median(values), percentile(values, 95, nearest_rank=True)) for name, values in rows}
+    if not args.json:
+        print(f"\n{'':<48} {'p50':>7} {'p95':>7}")
+        for name, (middle, high) in figures.items():
+            print(f"{name:<48} {middle:>6.2f}s {high:>6.2f}s")
     p50 = statistics.median(audio)
-    print(f"\nconsole p50 first audio: {p50:.2f} s (goal <= 1.5 s): {'pass' if p50 <= 1.5 else 'FAIL'}")
-    print(f"console / core.py voice, p50: {ratio:.2f} (goal <= 0.5): {'pass' if ratio <= 0.5 else 'FAIL'}")
-    return 0
+    result = {
+        "benchmark": "voice",
+        "compared_with": "core.py voice on the same recordings, same services",
+        "cores": os.cpu_count(),
+        "rounds": args.rounds,
+        "p50_p95_s": {name: [round(middle, 3), round(high, 3)] for name, (middle, high) in figures.items()},
+        "ratios": {
+            "console: speech end -> first audio playing, p50 s (goal <= 1.5)": round(p50, 3),
+            "console / core.py voice, first audio p50 (goal <= 0.5)": round(
+                p50 / statistics.median(file_first_audio), 3
+            ),
+        },
+    }
+    return finish(result, args.json)
 
 
 if __name__ == "__main__":

@@ -31,19 +31,21 @@ import json
 import os
 import shlex
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
 import wave
 from collections.abc import Iterator
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from benchmarks.shared import http_ready, peer_server, send_paced  # noqa: E402
+from harness.launch import free_port  # noqa: E402
+
 VENV = Path.home() / ".cache" / "ai-service-suite" / "whisperlivekit-venv"
 WLK_VERSION = "0.2.26"
 TORCH = "torch==2.13.0"
@@ -126,50 +128,9 @@ def ensure_venv(quiet: bool = True) -> Path | None:
 
 def assembled_base_model() -> Path:
     """Our assembled Whisper base (faster-whisper format); assembles it if needed."""
-    sys.path.insert(0, str(REPO))
     from asr_service.backends.whisper import prepare_bundled_base
 
     return prepare_bundled_base()
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def _wait_ready(process: subprocess.Popen, port: int, log: Path) -> None:
-    deadline = time.monotonic() + STARTUP_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"whisperlivekit-server exited ({process.returncode}):\n{_tail(log)}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as response:
-                if json.load(response).get("ready"):
-                    return
-        except OSError:
-            pass
-        time.sleep(0.3)
-    raise RuntimeError(f"whisperlivekit-server not ready after {STARTUP_TIMEOUT_S:.0f} s:\n{_tail(log)}")
-
-
-def _tail(log: Path, lines: int = 15) -> str:
-    return "\n".join(log.read_text(errors="replace").splitlines()[-lines:]) if log.exists() else ""
-
-
-def _stop(process: subprocess.Popen) -> None:
-    """SIGTERM the server's process group, SIGKILL it if it lingers."""
-    for sig, wait_s in ((signal.SIGTERM, 15.0), (signal.SIGKILL, 5.0)):
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, sig)
-        try:
-            process.wait(timeout=wait_s)
-            break
-        except subprocess.TimeoutExpired:
-            continue
-    # uvicorn runs in one process, but make sure nothing it started survives it.
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGKILL)
 
 
 def server_command(python: Path, port: int, language: str | None, model_dir: Path, warm_up: Path) -> list[str]:
@@ -205,12 +166,11 @@ def serve(
     python = ensure_venv()
     if python is None:
         raise RuntimeError("WhisperLiveKit is not installed (reason printed above)")
-    port = port or _free_port()
+    port = port or free_port()
     model_dir = assembled_base_model()
     with tempfile.TemporaryDirectory(prefix="wlk-peer-") as scratch:
         warm_up = Path(scratch) / "warm-up.wav"
         shutil.copyfile(WARM_UP_CLIP, warm_up)
-        log = log_path or Path(scratch) / "server.log"
         env = {
             **os.environ,
             "OMP_NUM_THREADS": str(threads),
@@ -220,21 +180,16 @@ def serve(
             "PYTHONUNBUFFERED": "1",
         }
         env.pop("VIRTUAL_ENV", None)
-        with log.open("wb") as log_file:
-            process = subprocess.Popen(
-                server_command(python, port, language, model_dir, warm_up),
-                cwd=scratch,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=log_file,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-            try:
-                _wait_ready(process, port, log)
-                yield f"ws://127.0.0.1:{port}/asr"
-            finally:
-                _stop(process)
+        with peer_server(
+            server_command(python, port, language, model_dir, warm_up),
+            http_ready(f"http://127.0.0.1:{port}/health", key="ready"),
+            name="whisperlivekit-server",
+            log=log_path or Path(scratch) / "server.log",
+            timeout_s=STARTUP_TIMEOUT_S,
+            cwd=scratch,
+            env=env,
+        ):
+            yield f"ws://127.0.0.1:{port}/asr"
 
 
 def stream(
@@ -262,32 +217,27 @@ def stream(
     if sample_rate != 16000:
         raise ValueError("WhisperLiveKit --pcm-input expects 16 kHz s16le mono")
     chunk = max(2, int(sample_rate * chunk_s) * 2)
-    frames = [pcm[i : i + chunk] for i in range(0, len(pcm), chunk)]
     messages: list[tuple[float, dict]] = []
     with connect(url, max_size=None, open_timeout=30) as ws:
-        start = time.perf_counter()
+        start = time.monotonic()
         failed: list[BaseException] = []
 
         def send() -> None:
             try:
-                for index, frame in enumerate(frames):
-                    delay = start + index * chunk_s / speed - time.perf_counter()
-                    if delay > 0:
-                        time.sleep(delay)
-                    ws.send(frame)
+                send_paced(ws.send, pcm, start, chunk, chunk_s, speed)
                 ws.send(b"")  # an empty binary frame is WLK's end of input
             except ConnectionClosed as error:
                 failed.append(error)
 
         sender = threading.Thread(target=send, name="wlk-sender", daemon=True)
         sender.start()
-        deadline = start + len(frames) * chunk_s / speed + tail_timeout_s
-        while (remaining := deadline - time.perf_counter()) > 0:
+        deadline = start + -(-len(pcm) // chunk) * chunk_s / speed + tail_timeout_s
+        while (remaining := deadline - time.monotonic()) > 0:
             try:
                 raw = ws.recv(timeout=remaining)
             except (TimeoutError, ConnectionClosed):
                 break
-            arrival = time.perf_counter() - start
+            arrival = time.monotonic() - start
             message = json.loads(raw)
             messages.append((arrival, message))
             if message.get("type") == "ready_to_stop":

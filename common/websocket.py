@@ -22,7 +22,7 @@ from typing import Any
 from flask import Response, request
 from simple_websocket import ConnectionClosed, Server
 
-from common.app import bearer_token, key_matches
+from common.auth import bearer_token, key_matches
 from common.errors import ApiError
 from common.openapi import ApiBlueprint
 

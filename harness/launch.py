@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -17,6 +16,9 @@ from pathlib import Path
 import yaml
 
 from common.services import SERVICES
+from llm_service.backends.supervisor import free_port  # the one free-port finder (stdlib only)
+
+__all__ = ["REPO", "SERVICES_PY", "RunningService", "free_port", "fuzz", "launch", "metric_value", "write_config"]
 
 REPO = Path(__file__).resolve().parent.parent
 SERVICES_PY = REPO / "scripts" / "services.py"
@@ -67,13 +69,6 @@ def metric_value(text: str, name: str, **labels: str) -> float:
         if all(found.get(key) == value for key, value in labels.items()):
             total += float(match.group(2))
     return total
-
-
-def free_port() -> int:
-    """A TCP port nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def write_config(base: str, path: Path, overrides: dict) -> Path:

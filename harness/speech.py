@@ -46,6 +46,11 @@ def assert_speech(samples: np.ndarray, rate: int, seconds: tuple[float, float]) 
     assert float(np.mean(np.abs(samples) >= 0.999)) < 0.001, "clipped"
 
 
+def pcm16(samples: np.ndarray) -> bytes:
+    """Float samples in [-1, 1] as signed 16-bit little-endian PCM (clipped)."""
+    return (np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes()
+
+
 def wav_bytes(samples: np.ndarray, rate: int = 16000, channels: int = 1) -> bytes:
     """16-bit PCM WAV; ``samples`` is (n,) or (n, channels)."""
     buffer = io.BytesIO()
@@ -53,7 +58,7 @@ def wav_bytes(samples: np.ndarray, rate: int = 16000, channels: int = 1) -> byte
         wav.setnchannels(channels)
         wav.setsampwidth(2)
         wav.setframerate(rate)
-        wav.writeframes((np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes())
+        wav.writeframes(pcm16(samples))
     return buffer.getvalue()
 
 
@@ -138,3 +143,22 @@ def silent_flac(hours: float, rate: int = 8000) -> bytes:
         for packet in stream.encode(None):
             out.mux(packet)
     return buffer.getvalue()
+
+
+LONG_ENGLISH = [
+    "The difference in the rainbow depends considerably upon the size of the drops, and the width of the "
+    "coloured band increases as the size of the drops increases.",
+    "When the sunlight strikes raindrops in the air, they act as a prism and form a rainbow.",
+]
+"""Sentences our TTS says in one breath; the first says a phrase twice (what Whisper's loop check took for a loop)."""
+LONG_CHINESE = [
+    "今天天气很好，我们一起去公园散步吧，顺便买一些新鲜的水果和蔬菜回家做晚饭。",
+    "人工智能正在改变我们的生活方式和工作方式，也让很多过去需要人工完成的事情变得更加简单。",
+]
+
+
+def trimmed(samples: np.ndarray, keep_s: float = 0.08) -> np.ndarray:
+    """Cut leading and trailing quiet down to ``keep_s``, so joined pieces leave no pause between them."""
+    loud = np.flatnonzero(np.abs(samples) > 0.02)
+    keep = int(keep_s * 16000)
+    return samples[max(0, loud[0] - keep) : loud[-1] + keep]

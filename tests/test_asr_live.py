@@ -9,13 +9,13 @@ from typing import Any
 import numpy as np
 import pytest
 
-from asr_service.live import LiveSession
 from asr_service.live_decoder import LiveDecoder
 from asr_service.live_limits import LiveLimits
 from asr_service.vad import WINDOW, StreamingVad
 from common.errors import BadRequest, Overloaded
 from common.model_slot import ModelSlot
 from harness.speech import librivox_clips, read_wav
+from tests.shared import drain, irregular_frames, pcm, wait_until
 
 RATE = 16000
 
@@ -35,35 +35,10 @@ class RecordingDecoder:
         return f"heard {len(samples) / RATE:.2f} s{self.ending}", language or "en"
 
 
-def pcm(samples: np.ndarray) -> bytes:
-    return (np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes()
-
-
-def irregular_frames(data: bytes, seed: int = 0) -> list[bytes]:
-    """Split PCM into frames of random whole-sample lengths (20 to 300 ms)."""
-    rng = np.random.default_rng(seed)
-    frames, position = [], 0
-    while position < len(data):
-        size = int(rng.integers(320, 4800)) * 2
-        frames.append(data[position : position + size])
-        position += size
-    return frames
-
-
 def two_utterances() -> np.ndarray:
     silence = np.zeros(int(1.5 * RATE), dtype=np.float32)
     first, second = (read_wav(path) for path, _ in librivox_clips()[1:3])
     return np.concatenate([silence[:RATE], first, silence, second, silence])
-
-
-def drain(session: LiveSession, timeout: float = 20) -> list[dict[str, Any]]:
-    """Every event until ``done`` or an error."""
-    events = []
-    while True:
-        event = session.events.get(timeout=timeout)
-        events.append(event)
-        if event.get("event") == "done" or "error" in event:
-            return events
 
 
 @pytest.fixture
@@ -137,8 +112,7 @@ def test_a_finished_sentence_ends_at_a_shorter_pause(decoder: LiveDecoder, endin
     final_after = None
     for position in range(0, len(audio), WINDOW * 2):  # one VAD window at a time, each decode done before the next
         session.feed(audio[position : position + WINDOW * 2])
-        while session.has_work() or session._inflight is not None:
-            threading.Event().wait(0.005)
+        wait_until(lambda: not session.has_work() and session._inflight is None, "the decode", 20, poll=0.005)
         events = [session.events.get_nowait() for _ in range(session.events.qsize())]
         if any(e.get("final") for e in events):
             final_after = (position // 2 + WINDOW - speech_end) / RATE

@@ -27,7 +27,7 @@ from asr_service.engine import AsrEngine
 from asr_service.settings import AsrSettings
 from harness.speech import librivox_clips, read_wav, wav_bytes
 from tests.conftest import fake_settings
-from tests.test_asr_live import irregular_frames, pcm
+from tests.shared import collect_until, irregular_frames, pcm
 
 RATE = 16000
 
@@ -197,9 +197,11 @@ def test_realtime_transcription_events(live: tuple[str, AsrEngine]) -> None:
         for start in range(0, len(audio), 9600):
             chunk = base64.b64encode(audio[start : start + 9600]).decode()
             ws.send(json.dumps({"type": "input_audio_buffer.append", "audio": chunk}))
-        seen: list[dict[str, Any]] = []
-        while not seen or seen[-1]["type"] != "conversation.item.input_audio_transcription.completed":
-            seen.append(json.loads(ws.recv(timeout=10)))
+        seen = collect_until(
+            lambda: json.loads(ws.recv(timeout=10)),
+            lambda event: event["type"] == "conversation.item.input_audio_transcription.completed",
+            "the transcription",
+        )
     types = [e["type"] for e in seen]
     assert "input_audio_buffer.committed" in types
     completed = seen[-1]

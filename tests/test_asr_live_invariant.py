@@ -27,16 +27,12 @@ from asr_service.live_limits import LiveLimits
 from asr_service.realtime import RealtimeAdapter
 from asr_service.vad import WINDOW, StreamingVad
 from common.model_slot import ModelSlot
-from harness.speech import librivox_clips, read_wav
-from tests.test_asr_live import drain
+from harness.speech import LONG_CHINESE as CHINESE
+from harness.speech import LONG_ENGLISH as ENGLISH
+from harness.speech import librivox_clips, read_wav, trimmed
+from tests.shared import drain
 
 RATE = 16000
-ENGLISH = [
-    "The difference in the rainbow depends considerably upon the size of the drops, and the width of the "
-    "coloured band increases as the size of the drops increases.",
-    "When the sunlight strikes raindrops in the air, they act as a prism and form a rainbow.",
-]
-CHINESE = ["今天天气很好，我们一起去公园散步吧，顺便买一些水果回家。", "人工智能正在改变我们的生活方式和工作方式。"]
 
 
 @dataclass
@@ -51,13 +47,6 @@ class Stream:
     def heard(self, start: int, end: int) -> list[str]:
         """The reference words spoken within [start, end)."""
         return [word for position, word in self.words if start <= position < end]
-
-
-def trimmed(samples: np.ndarray, keep_s: float = 0.08) -> np.ndarray:
-    """Cut leading and trailing quiet down to ``keep_s``, so joined pieces leave no pause between them."""
-    loud = np.flatnonzero(np.abs(samples) > 0.02)
-    keep = int(keep_s * RATE)
-    return samples[max(0, loud[0] - keep) : loud[-1] + keep]
 
 
 def build_stream(sentences: list[tuple[np.ndarray, list[str]]], rng: random.Random, *, unspaced: bool) -> Stream:

@@ -18,9 +18,10 @@ from scipy.signal import resample_poly
 from asr_service.engine import AsrEngine
 from asr_service.live_decoder import LiveDecoder
 from harness.launch import RunningService
+from harness.speech import LONG_CHINESE as CHINESE
+from harness.speech import LONG_ENGLISH as ENGLISH
 from harness.speech import character_error_rate, word_error_rate
-from tests.test_asr_live import drain, pcm
-from tests.test_asr_live_invariant import CHINESE, ENGLISH
+from tests.shared import drain, pcm
 
 RATE = 16000
 FRAME = 3200  # 100 ms of 16 kHz PCM

@@ -27,7 +27,7 @@ from asr_service.backends import TranscriptionParams
 from asr_service.engine import AsrEngine
 from harness.launch import RunningService, launch
 from harness.speech import character_error_rate, librivox_clips, read_wav, wav_bytes, word_error_rate
-from tests.test_asr_live import drain, irregular_frames, pcm
+from tests.shared import collect_until, drain, irregular_frames, pcm, wait_until
 
 RATE = 16000
 CHINESE = "今天天气很好，我们一起去公园散步吧。人工智能正在改变我们的生活方式。"
@@ -54,8 +54,9 @@ def live_events(
         fed += len(frame) // 2
         if hold_at is not None and fed >= hold_at * RATE:
             hold_at = None
-            while not any("partial_text" in e for e in early):
-                early.append(session.events.get(timeout=120))
+            early += collect_until(
+                lambda: session.events.get(timeout=120), lambda event: "partial_text" in event, "a partial"
+            )
     session.finish()
     try:
         return early + drain(session, timeout=120)
@@ -183,14 +184,10 @@ def test_disconnect_mid_utterance_frees_the_session(asr_server: RunningService) 
     ws = connect(url)
     ws.recv(timeout=30)
     ws.send(pcm(read_wav(librivox_clips()[0][0]))[: RATE * 2 * 3])
-    deadline = time.monotonic() + 30
-    while httpx.get(f"{asr_server.url}/health").json()["live_sessions"] != 1:
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    sessions = lambda: httpx.get(f"{asr_server.url}/health").json()["live_sessions"]  # noqa: E731
+    wait_until(lambda: sessions() == 1, "the session's start", 30)
     ws.socket.close()
-    while httpx.get(f"{asr_server.url}/health").json()["live_sessions"] != 0:
-        assert time.monotonic() < deadline, "the session outlived its client"
-        time.sleep(0.05)
+    wait_until(lambda: sessions() == 0, "the session's end after its client left", 30)
 
 
 @pytest.mark.slow

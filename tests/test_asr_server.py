@@ -13,7 +13,7 @@ import pytest
 
 from harness.launch import RunningService, launch
 from harness.speech import librivox_clips, long_speech, wav_bytes, word_error_rate
-from tests.servers import run_readme_curls
+from tests.shared import run_doc_curls
 
 pytestmark = pytest.mark.slow
 CLIP, REFERENCE = librivox_clips()[1]
@@ -24,8 +24,8 @@ def long_wav() -> bytes:
     return wav_bytes(long_speech()[0])
 
 
-def test_readme_curl_examples_work_as_written(asr_server: RunningService) -> None:
-    assert run_readme_curls(asr_server, 7205) == 5
+def test_doc_curl_examples_work_as_written(asr_server: RunningService) -> None:
+    assert run_doc_curls(asr_server, 7205) == 9
 
 
 def test_seed_curl_shape(asr_server: RunningService) -> None:

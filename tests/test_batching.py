@@ -172,17 +172,18 @@ def test_close_fails_waiting_items_and_refuses_new_ones() -> None:
 
 
 def test_batches_group_texts_of_similar_length_from_the_queue() -> None:
-    release = threading.Event()
+    release, taken = threading.Event(), threading.Event()
     model = Recorder()
 
     def gated(items: list[str]) -> list[str]:
+        taken.set()
         release.wait(5)
         return model(items)
 
     batcher = MicroBatcher(gated, name="t", max_batch_size=4, sort_key=len)
     try:
         batcher.submit(["first"])  # taken by the worker, which now blocks while the queue fills
-        time.sleep(0.05)
+        assert taken.wait(5)
         texts = [("s" if i % 2 == 0 else "l" * 40) * (1 + i // 2) for i in range(8)]  # short, long, short...
         futures = batcher.submit(texts)
         release.set()
@@ -200,17 +201,18 @@ def test_batches_group_texts_of_similar_length_from_the_queue() -> None:
 
 
 def test_the_oldest_item_is_never_passed_over() -> None:
-    release = threading.Event()
+    release, taken = threading.Event(), threading.Event()
     model = Recorder()
 
     def gated(items: list[str]) -> list[str]:
+        taken.set()
         release.wait(5)
         return model(items)
 
     batcher = MicroBatcher(gated, name="t", max_batch_size=2, sort_key=len, length_window=8)
     try:
         batcher.submit(["first"])
-        time.sleep(0.05)
+        assert taken.wait(5)
         long_one = batcher.submit(["x" * 100])[0]
         batcher.submit(["a", "b", "c", "d", "e", "f"])
         release.set()

@@ -7,8 +7,6 @@ llama-server case is in test_llm_concurrency.py.
 
 from __future__ import annotations
 
-import socket
-from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -17,20 +15,10 @@ import pytest
 
 from harness.launch import RunningService, launch
 from harness.speech import wav_bytes
-from tests.test_llm_supervisor import wait_until
+from tests.shared import leave_before_the_answer
 
 pytestmark = pytest.mark.slow
 IN_PROGRESS = "http_requests_in_progress"  # counts the /metrics request that reads it too
-
-
-def leave_before_the_answer(request: httpx.Request, until: Callable[[], bool]) -> None:
-    """Send ``request`` on a connection of its own, wait until ``until()``, then close it unread."""
-    url = request.url
-    head = [f"{request.method} {url.raw_path.decode()} HTTP/1.1", f"Host: {url.host}:{url.port}"]
-    head += [f"{name}: {value}" for name, value in request.headers.items() if name.lower() != "host"]
-    with socket.create_connection((url.host, url.port), timeout=30) as connection:
-        connection.sendall(("\r\n".join(head) + "\r\n\r\n").encode() + request.read())
-        wait_until(until, "the answer under way")
 
 
 def left(service: RunningService, request: httpx.Request) -> None:

@@ -12,13 +12,13 @@ import openai
 import pytest
 
 from harness.launch import RunningService, launch
-from tests.servers import run_readme_curls
+from tests.shared import run_doc_curls
 
 pytestmark = pytest.mark.slow
 
 
-def test_readme_curl_examples_work_as_written(embedding_server: RunningService) -> None:
-    assert run_readme_curls(embedding_server, 7202) >= 8
+def test_doc_curl_examples_work_as_written(embedding_server: RunningService) -> None:
+    assert run_doc_curls(embedding_server, 7202) == 12
 
 
 def test_openai_sdk(embedding_server: RunningService) -> None:

@@ -17,6 +17,7 @@ from common.openapi import ApiBlueprint, Upload
 from common.settings import ServerSettings, ServiceSettings
 from common.streaming import ndjson_response
 from common.validation import json_body
+from tests.shared import wait_until
 
 
 class EchoSettings(ServiceSettings):
@@ -262,11 +263,12 @@ def test_queue_overflow_is_429_with_retry_after() -> None:
             threading.Thread(target=lambda: results.append(client.post("/echo", json={"words": ["a"]}).status_code))
             for _ in range(4)
         ]
-        for t in threads:
-            t.start()
+        threads[0].start()
         assert engine.entered.wait(5)  # one request is at the model...
-        while engine.batcher is None or engine.batcher.depth() < 1:  # ...and one waits in the full queue
-            threading.Event().wait(0.01)
+        for t in threads[1:]:  # (started after it, so they cannot all find the queue full before it is taken)
+            t.start()
+        # ...and one waits in the full queue
+        wait_until(lambda: engine.batcher is not None and engine.batcher.depth() >= 1, "a queued request", 10, 0.01)
         overflow = client.post("/echo", json={"words": ["a"]})
         assert overflow.status_code == 429
         assert overflow.headers["Retry-After"] == "1"

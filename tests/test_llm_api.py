@@ -10,7 +10,7 @@ import threading
 
 import pytest
 
-from tests.test_llm_supervisor import wait_until
+from tests.shared import wait_until
 
 GREEDY = {"temperature": 0, "seed": 7}
 

@@ -15,8 +15,7 @@ import httpx
 import pytest
 
 from harness.launch import RunningService, launch, write_config
-from tests.test_client_gone import leave_before_the_answer
-from tests.test_llm_supervisor import gone, wait_until
+from tests.shared import gone, leave_before_the_answer, wait_until
 
 pytestmark = pytest.mark.slow
 CAPITALS = {"France": "Paris", "Japan": "Tokyo", "Italy": "Rome", "Egypt": "Cairo"}

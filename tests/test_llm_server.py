@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from harness.launch import RunningService, free_port, launch
-from tests.servers import run_readme_curls
+from tests.shared import run_doc_curls
 
 pytestmark = pytest.mark.slow
 HI = [{"role": "user", "content": "Say hello in one short sentence."}]
@@ -52,8 +52,8 @@ def proxy(llm_server: RunningService, tmp_path_factory: pytest.TempPathFactory) 
         yield service
 
 
-def test_readme_curl_examples_work_as_written(llm_server: RunningService) -> None:
-    assert run_readme_curls(llm_server, 7207) == 6
+def test_doc_curl_examples_work_as_written(llm_server: RunningService) -> None:
+    assert run_doc_curls(llm_server, 7207) == 10
 
 
 def test_openai_sdk_against_the_local_backend(llm_server: RunningService) -> None:

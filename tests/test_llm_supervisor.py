@@ -9,8 +9,6 @@ import subprocess
 import sys
 import textwrap
 import threading
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -19,27 +17,11 @@ import pytest
 from harness.launch import REPO
 from llm_service.backends.llama_server import server_env
 from llm_service.backends.supervisor import Supervisor
+from tests.shared import gone, wait_until
 
 
 def http_server(port: int) -> list[str]:
     return [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"]
-
-
-def wait_until(condition: Callable[[], bool], what: str, limit: float = 60) -> None:
-    """Poll ``condition``; the limit is only a safety net against a hang, not a speed check."""
-    deadline = time.monotonic() + limit
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} did not happen")
-        time.sleep(0.05)
-
-
-def gone(pid: int) -> bool:
-    """No such process, or only its zombie is left."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
-    except OSError:
-        return True
 
 
 def test_restarts_a_killed_child_and_reports_why() -> None:

@@ -1,4 +1,4 @@
-"""The TTS service under real gunicorn: README curls, OpenAI SDK, streaming over sockets, disconnects, overflow."""
+"""The TTS service under real gunicorn: docs curls, OpenAI SDK, streaming over sockets, disconnects, overflow."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 
 from harness.launch import RunningService, launch
 from harness.speech import assert_speech, librivox_clips, parse_wav
-from tests.servers import run_readme_curls
+from tests.shared import run_doc_curls
 
 pytestmark = pytest.mark.slow
 FIVE_SENTENCES = (
@@ -26,9 +26,9 @@ FIVE_SENTENCES = (
 LONG_TEXT = FIVE_SENTENCES * 3
 
 
-def test_readme_curl_examples_work_as_written(tts_server: RunningService, tmp_path: Path) -> None:
+def test_doc_curl_examples_work_as_written(tts_server: RunningService, tmp_path: Path) -> None:
     shutil.copyfile(librivox_clips()[1][0], tmp_path / "test.wav")  # the seed's own reference recording
-    assert run_readme_curls(tts_server, 7206, cwd=tmp_path) >= 7
+    assert run_doc_curls(tts_server, 7206, cwd=tmp_path) == 13
     assert_speech(*parse_wav((tmp_path / "output.wav").read_bytes()), (1.0, 8.0))
 
 
