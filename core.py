@@ -41,7 +41,6 @@ from urllib.parse import urlencode
 import httpx
 
 from core_errors import (
-    ERROR_BY_TYPE,
     AuthenticationError,
     InvalidRequestError,
     NotFoundError,
@@ -53,6 +52,7 @@ from core_errors import (
     UpstreamFailureError,
     error_for,
 )
+from core_live import LiveTranscription
 
 __all__ = [  # noqa: RUF022 (grouped: clients, results, errors)
     "ASRClient", "Core", "EmbeddingClient", "LLMClient", "LiveTranscription", "TTSClient", "VoiceEvent", "VoiceReply",
@@ -219,11 +219,12 @@ class ASRClient(_Client):
                 yield line["partial_text"]
 
     def live(self, language: str | None = None, sample_rate: int = 16000) -> LiveTranscription:
-        """Open a live session on ``/asr/live`` (close it, or use ``with``)."""
+        """Open a live session on ``/asr/live`` (close it, or use ``with``); it resumes on another replica when
+        the one serving it goes away or dies (see :mod:`core_live`)."""
         query = urlencode({"language": language or "auto", "sample_rate": sample_rate})
         url = str(self._http.base_url).rstrip("/").replace("http", "ws", 1) + f"/asr/live?{query}"
         auth = self._http.headers.get("Authorization")
-        return LiveTranscription(url, {"Authorization": auth} if auth else {})
+        return LiveTranscription(url, {"Authorization": auth} if auth else {}, sample_rate)
 
     def transcribe_live(
         self, wav_path: str | Path, language: str | None = None, speed: float = 1.0
@@ -245,63 +246,6 @@ class ASRClient(_Client):
 
             threading.Thread(target=feed, daemon=True).start()
             yield from session
-
-
-class LiveTranscription:
-    """One ``/asr/live`` session: :meth:`send` PCM as it comes, iterate the service's events as they arrive.
-
-    Events are dicts: ``{"partial_text", "start", "end"}``, ``{"text", "final": True, "language", ...}`` per
-    utterance and ``{"event": "done", "text", "duration"}`` after :meth:`end`. An error event raises its
-    :class:`SuiteError` type; so does a refused or broken connection. Not retried.
-    """
-
-    def __init__(self, url: str, headers: dict[str, str]) -> None:
-        from websockets.exceptions import WebSocketException
-        from websockets.sync.client import connect
-
-        try:
-            self._ws = connect(url, additional_headers=headers, max_size=None, open_timeout=30)
-            self.ready: dict[str, Any] = self._raise_error(json.loads(self._ws.recv(timeout=60)))
-        except (OSError, TimeoutError, WebSocketException) as exc:
-            raise ServiceUnavailableError(f"cannot open {url}: {exc}") from None
-
-    def send(self, pcm: bytes) -> None:
-        """Send signed 16-bit little-endian mono PCM at the session's sample rate (whole samples)."""
-        self._ws.send(pcm)
-
-    def end(self) -> None:
-        """No more audio: the last utterance is finalised, then ``done`` comes and the session closes."""
-        self._ws.send(json.dumps({"event": "end"}))
-
-    def __iter__(self) -> Iterator[dict[str, Any]]:
-        from websockets.exceptions import ConnectionClosed
-
-        try:
-            for message in self._ws:
-                event = self._raise_error(json.loads(message))
-                yield event
-                if event.get("event") == "done":
-                    return
-        except ConnectionClosed as exc:
-            raise ServiceUnavailableError(f"live session closed before done: {exc}") from None
-
-    @staticmethod
-    def _raise_error(event: dict[str, Any]) -> dict[str, Any]:
-        if "error" in event:
-            detail = event["error"]
-            kind = ERROR_BY_TYPE.get(detail.get("type"), StreamError)
-            raise kind(str(detail.get("message")), code=detail.get("code"))
-        return event
-
-    def close(self) -> None:
-        """Close the connection (the service drops the session)."""
-        self._ws.close()
-
-    def __enter__(self) -> LiveTranscription:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 class LLMClient(_Client):

@@ -187,8 +187,8 @@ class AsrEngine(SingleModelEngine[AsrBackend]):
         return {**super().queue_depths(), "live_sessions": self.live.active}
 
     def begin_shutdown(self) -> None:
-        """End live sessions now (each gets an error event and close code 1013)."""
-        self.live.stop()
+        """Drain live sessions: each finishes its utterance, gets ``going_away`` and close code 1012."""
+        self.live.drain()
 
     def close(self) -> None:
         """End live sessions (each gets an error event), then free the model."""

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-import threading
 import time
 import uuid
 
@@ -25,6 +24,7 @@ import numpy as np
 from asr_service.live_events import SessionEvents
 from asr_service.live_jobs import DecodeJob, SessionDecoder
 from asr_service.live_limits import LiveLimits
+from asr_service.live_schedule import DecodeQueue
 from asr_service.pcm import RATE, PcmConverter
 from asr_service.vad import WINDOW, StreamingVad
 from common.errors import ApiError, BadRequest
@@ -38,15 +38,17 @@ TRAILING_OFF = ("..", "…")
 _session_ids = itertools.count(1)
 
 
-class LiveSession:
+class LiveSession(DecodeQueue):
     """One live transcription: feed PCM, read events (dicts) from :attr:`events`.
 
     Events: ``{"partial_text", "start", "end"}``, ``{"text", "start", "end", "final": True, "language"}``
     per utterance, ``{"event": "done", "text", "duration"}`` after :meth:`finish`, or
-    ``{"error": {...}}`` (then no more events). With :attr:`speech_events`, each utterance that will be
-    transcribed is announced (``{"event": "speech_started", "start"}`` once it has ``min_speech_s`` of
-    speech, ``{"event": "speech_stopped", "end"}``) and always gets its final, with empty text when the
-    model heard no words. Times are seconds from the session's start.
+    ``{"error": {...}}`` (then no more events), or ``{"event": "going_away", "resume_from"}`` after
+    :meth:`drain` (then no more events: audio from ``resume_from`` on was not transcribed). With
+    :attr:`speech_events`, each utterance that will be transcribed is announced (``{"event":
+    "speech_started", "start"}`` once it has ``min_speech_s`` of speech, ``{"event": "speech_stopped",
+    "end"}``) and always gets its final, with empty text when the model heard no words. Times are seconds
+    from the session's start.
 
     Every utterance with enough speech gets exactly one final decode, in order; ``done.text`` joins
     the finals' texts.
@@ -57,7 +59,7 @@ class LiveSession:
     ) -> None:
         self.id = f"live-{next(_session_ids)}-{uuid.uuid4().hex[:8]}"
         self.limits = limits
-        self._language = language
+        super().__init__(language)
         self._out = SessionEvents()
         self.events = self._out.queue
         self.done = self._out.done
@@ -65,7 +67,6 @@ class LiveSession:
         self._decoder = decoder
         self._pcm = PcmConverter(sample_rate)
         self._vad = StreamingVad()
-        self._lock = threading.Lock()
         # audio of the current utterance (or the last pad_s of silence before one); _base is its first sample
         self._audio = np.zeros(0, dtype=np.float32)
         self._base = 0
@@ -77,14 +78,13 @@ class LiveSession:
         self._speech_samples = 0
         self._utterance_language: str | None = language
         self._last_partial_end = 0
-        self._partial: DecodeJob | None = None
-        self._inflight: DecodeJob | None = None
         self._speculated = -1
-        self._finals: list[DecodeJob] = []
         self._results: dict[tuple[int, int, int], tuple[str, str | None, bool]] = {}
         """(utterance, start, end) -> (text, language, may stand as the final) of this utterance's decodes."""
         self._finishing = False
-        self._closed = False
+        self._draining = False
+        self.going_away = False
+        """Set when the session ended for a service restart (``going_away``): the client resumes elsewhere."""
         self.auto_end = True
         """End utterances at pauses (voice activity); False: only :meth:`commit` and the length limit do."""
         self.error: ApiError | None = None
@@ -173,6 +173,13 @@ class LiveSession:
                 self._end_utterance(min(self._total, self._speech_end + self._pad))
             self._maybe_done()
         self._decoder.wake()
+
+    def drain(self) -> None:
+        """The service is going away: the open utterance still ends (at the speaker's pause, or at :meth:`commit`)
+        and gets its final; then ``going_away`` tells the client from where to resend its audio elsewhere."""
+        with self._lock:
+            self._draining = True
+            self._maybe_done()
 
     def close(self) -> None:
         """Forget the session (client gone): queued decodes are dropped."""
@@ -313,45 +320,14 @@ class LiveSession:
         self._utterance_language = self._language
         self._speech_start = None
         self._trim(end)
+        self._maybe_done()
 
     def _trim(self, keep_from: int) -> None:
         keep_from = max(self._base, min(keep_from, self._total))
         self._audio = self._audio[keep_from - self._base :]
         self._base = keep_from
 
-    # -- decoder side --
-
-    def next_job(self) -> DecodeJob | None:
-        """The most urgent decode, removed from the session (finals first)."""
-        with self._lock:
-            if self._closed:
-                return None
-            if self._finals:
-                job: DecodeJob | None = self._finals[0]
-            else:
-                job, self._partial = self._partial, None
-            if job is not None and self._language is not None:
-                job.language = self._language  # a language set after the request was made
-            self._inflight = job
-            return job
-
-    def dropped(self, job: DecodeJob) -> None:
-        """A partial decode was given up (e.g. the model was busy); a final never is."""
-        with self._lock:
-            if self._inflight is job:
-                self._inflight = None
-
-    def has_work(self) -> bool:
-        """Whether a decode is waiting."""
-        return not self._closed and (bool(self._finals) or self._partial is not None)
-
-    def oldest_request(self) -> tuple[int, float]:
-        """Sort key for the decoder: finals, then speculative finals, then partials; oldest first within each."""
-        if self._finals:
-            return (0, self._finals[0].requested)
-        if self._partial is not None:
-            return (1 if self._partial.may_be_final else 2, self._partial.requested)
-        return (3, 0.0)
+    # -- decoder side (next_job, dropped, has_work and oldest_request come from DecodeQueue) --
 
     def deliver(self, job: DecodeJob, text: str, language: str | None) -> None:
         """Take a decode's result."""
@@ -390,5 +366,10 @@ class LiveSession:
 
     def _maybe_done(self) -> None:
         promised = self._inflight is not None and self._inflight.final
-        if self._finishing and not self._finals and not promised and self._speech_start is None:
+        if self._finals or promised or self._speech_start is not None:
+            return
+        if self._finishing:
             self._out.finished(self._language, self._total)
+        elif self._draining:
+            self.going_away = True
+            self._out.going_away(self._base)

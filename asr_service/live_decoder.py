@@ -27,6 +27,7 @@ class LiveDecoder:
         self._sessions: set[LiveSession] = set()
         self._wake = threading.Condition()
         self._stopped = False
+        self._draining = False
         self._thread = threading.Thread(target=self._run, name="live-decoder", daemon=True)
         self._thread.start()
 
@@ -37,6 +38,8 @@ class LiveDecoder:
             Overloaded: ``max_sessions`` sessions are already open.
         """
         with self._wake:
+            if self._draining:
+                raise ServiceUnavailable("the service is shutting down", code="shutting_down")
             if len(self._sessions) >= self.limits.max_sessions:
                 raise Overloaded(
                     f"{len(self._sessions)} live sessions are open (the limit); try again later", retry_after=5
@@ -62,6 +65,24 @@ class LiveDecoder:
         """Forget a session."""
         with self._wake:
             self._sessions.discard(session)
+
+    def drain(self) -> None:
+        """Stop taking sessions; open ones finish their utterance and get ``going_away`` (those still speaking
+        after ``drain_s`` have their utterance committed)."""
+        with self._wake:
+            self._draining = True
+            sessions = list(self._sessions)
+        for session in sessions:
+            session.drain()
+        timer = threading.Timer(self.limits.drain_s, self._commit_open)
+        timer.daemon = True
+        timer.start()
+
+    def _commit_open(self) -> None:
+        with self._wake:
+            sessions = list(self._sessions)
+        for session in sessions:
+            session.commit()
 
     def stop(self) -> None:
         """End the thread; open sessions get an error event."""

@@ -57,6 +57,19 @@ class SessionEvents:
         self.queue.put({"event": "done", "text": text, "duration": seconds(duration_samples)})
         self.done.set()
 
+    def going_away(self, resume_from: int) -> None:
+        """The service is going away; audio from ``resume_from`` on is not transcribed. Nothing follows."""
+        if self.done.is_set():
+            return
+        self.queue.put(
+            {
+                "event": "going_away",
+                "resume_from": seconds(resume_from),
+                "reason": "the service is restarting: reconnect and send the audio from resume_from on again",
+            }
+        )
+        self.done.set()
+
     def failed(self, error: ApiError) -> None:
         """An error event; nothing follows it."""
         self.queue.put({"error": {"message": error.message, "type": error.type, "code": error.code}})

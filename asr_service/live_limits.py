@@ -18,6 +18,9 @@ class LiveLimits(BaseModel):
     """An utterance this long is finalised even without a pause (Whisper hears 30 s at most)."""
     max_frame_bytes: int = Field(default=256 * 1024, ge=1024)
     """Largest binary frame; bigger ones end the session with close code 1009."""
+    drain_s: float = Field(default=10.0, ge=0, le=60)
+    """On shutdown, how long a session still speaking may go on before its utterance is committed (keep it,
+    plus a final's decode, under the server's ``graceful_timeout``)."""
     idle_timeout_s: float = Field(default=30.0, gt=0)
     """A session that sends nothing for this long is closed."""
     end_silence_s: float = Field(default=0.5, ge=0.1, le=5)

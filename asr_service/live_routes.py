@@ -25,6 +25,8 @@ from common.websocket import Socket, authorized, close_code, websocket_route
 
 POLL_S = 0.02
 """How often the connection thread checks for new events while no frame arrives."""
+SERVICE_RESTART = 1012
+"""Close code of a session ended by a drain (RFC 6455 registry: service restart): resume on another replica."""
 FINISH_TIMEOUT_S = 120.0
 """After ``end``, the longest wait for the last finals."""
 
@@ -82,6 +84,8 @@ def pump(
                 socket.close(close_code(session.error.status), session.error.message[:120])
                 return
             if session.done.is_set():
+                if session.going_away:
+                    socket.close(SERVICE_RESTART, "the service is restarting")
                 return
             if session.finishing:
                 finishing_since = finishing_since or time.monotonic()

@@ -100,6 +100,17 @@ class RealtimeAdapter:
         """Translate one live-session event into Realtime events."""
         if "error" in event:
             self._emit("error", error={**event["error"], "event_id": None})
+        elif event.get("event") == "going_away":
+            self._emit(
+                "error",
+                error={
+                    "type": "server_error",
+                    "code": "going_away",
+                    "message": event["reason"],
+                    "resume_from_ms": _ms(event["resume_from"]),
+                    "event_id": None,
+                },
+            )
         elif event.get("event") == "speech_started":
             self._emit("input_audio_buffer.speech_started", audio_start_ms=_ms(event["start"]), item_id=self._item)
         elif event.get("event") == "speech_stopped":

@@ -151,10 +151,10 @@ def run_doc_curls(service: RunningService, default_port: int, cwd: Path = REPO) 
 
 
 def drain(session: Any, timeout: float = 20) -> list[dict[str, Any]]:
-    """Every event until ``done`` or an error (each within ``timeout`` s of the previous one)."""
+    """Every event until ``done``, ``going_away`` or an error (each within ``timeout`` s of the previous one)."""
     return collect_until(
         lambda: session.events.get(timeout=timeout),
-        lambda event: event.get("event") == "done" or "error" in event,
+        lambda event: event.get("event") in ("done", "going_away") or "error" in event,
         "the session's done",
         limit=max(120, timeout * 6),
     )

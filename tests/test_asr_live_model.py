@@ -10,7 +10,6 @@ import contextlib
 import json
 import os
 import signal
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -191,21 +190,28 @@ def test_disconnect_mid_utterance_frees_the_session(asr_server: RunningService) 
 
 
 @pytest.mark.slow
-def test_sigterm_ends_a_live_session_with_an_error_event(tmp_path: Path) -> None:
+def test_sigterm_drains_a_live_session(tmp_path: Path) -> None:
+    """The sentence being spoken when the service is told to stop still gets its final; then going_away, 1012."""
+    path, reference = librivox_clips()[1]
+    clip = read_wav(path)
     with launch("asr", tmp_path) as service:
-        url = service.url.replace("http://", "ws://") + "/asr/live"
+        url = service.url.replace("http://", "ws://") + "/asr/live?language=en"
         received: list[dict[str, Any]] = []
         with connect(url) as ws:
             ws.recv(timeout=30)
-            ws.send(pcm(np.zeros(RATE, dtype=np.float32)))
-            stop = threading.Timer(0.5, lambda: _terminate(service))
-            stop.start()
+            data = pcm(np.concatenate([np.zeros(RATE // 2, np.float32), clip, np.zeros(RATE, np.float32)]))
+            for index, start in enumerate(range(0, len(data), 3200)):
+                if index == 15:  # 1 s into the sentence
+                    _terminate(service)
+                ws.send(data[start : start + 3200])
+                time.sleep(0.05)
             with contextlib.suppress(ConnectionClosed):
                 for message in ws:
                     received.append(json.loads(message))
-            stop.join()
-        assert received and received[-1]["error"]["code"] == "shutting_down"
-        assert ws.close_code == 1013
+        finals = [e for e in received if e.get("final")]
+        assert len(finals) == 1 and word_error_rate(reference, finals[0]["text"]) <= 0.15, received
+        assert received[-1]["event"] == "going_away" and received[-1]["resume_from"] >= finals[0]["end"]
+        assert ws.close_code == 1012
 
 
 def _terminate(service: RunningService) -> None:
