@@ -298,6 +298,7 @@ class LiveSession(DecodeQueue):
     def _end_utterance(self, end: int) -> None:
         assert self._speech_start is not None
         if self._speech_samples >= self._min_speech:
+            self._out.speech_stopped(end)
             heard = self._speech_end
             key = self._heard_all()
             inflight = self._inflight
@@ -313,7 +314,6 @@ class LiveSession(DecodeQueue):
                 inflight.final = True  # it is being decoded right now: its result is the final (see deliver)
             else:
                 self._request(end, final=True)
-            self._out.speech_stopped(end)
         self._partial = None
         self._results.clear()
         self._utterance += 1

@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import binascii
 import itertools
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -35,6 +36,8 @@ class RealtimeAdapter:
         self._items = itertools.count(1)
         self._item = self._new_item()
         self._previous_item: str | None = None
+        self._awaiting: deque[str] = deque()
+        """Items committed at the end of speech whose transcripts are still being decoded, oldest first."""
         self._sent_text = ""
 
     def start(self) -> None:
@@ -114,7 +117,11 @@ class RealtimeAdapter:
         elif event.get("event") == "speech_started":
             self._emit("input_audio_buffer.speech_started", audio_start_ms=_ms(event["start"]), item_id=self._item)
         elif event.get("event") == "speech_stopped":
+            # committed at once, as OpenAI's server VAD does; the transcript follows when the final is decoded
             self._emit("input_audio_buffer.speech_stopped", audio_end_ms=_ms(event["end"]), item_id=self._item)
+            self._committed(self._item)
+            self._awaiting.append(self._item)
+            self._next_item()
         elif "partial_text" in event:
             text = event["partial_text"]
             if text.startswith(self._sent_text) and len(text) > len(self._sent_text):
@@ -126,15 +133,18 @@ class RealtimeAdapter:
                     delta=delta,
                 )
         elif event.get("final"):
-            item = self._item
-            self._committed(item)
+            if self._awaiting:
+                item = self._awaiting.popleft()
+            else:  # ended without voice activity events (a manual commit, or the end of the stream)
+                item = self._item
+                self._committed(item)
+                self._next_item()
             self._emit(
                 "conversation.item.input_audio_transcription.completed",
                 item_id=item,
                 content_index=0,
                 transcript=event["text"],
             )
-            self._next_item()
 
     def _committed(self, item: str) -> None:
         self._emit("input_audio_buffer.committed", item_id=item, previous_item_id=self._previous_item)

@@ -153,6 +153,10 @@ def run_session(stream: Stream, seed: int, *, realtime: bool = False) -> tuple[l
         started = [e for e in sent if e["type"] == "input_audio_buffer.speech_started"]
         stopped = [e for e in sent if e["type"] == "input_audio_buffer.speech_stopped"]
         assert len(started) == len(stopped) == len(completed), "every announced utterance gets its transcript"
+        steps = ["speech_started", "speech_stopped", "committed", "completed"]
+        for item in {e["item_id"] for e in sent if "item_id" in e}:
+            kinds = [e["type"].rsplit(".", 1)[-1] for e in sent if e.get("item_id") == item]
+            assert [k for k in kinds if k in steps] == steps, (item, kinds)
         return [text for text in completed if text], events[-1]["text"]
     finally:
         decoder.stop()
