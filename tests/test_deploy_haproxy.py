@@ -24,6 +24,7 @@ def test_config_is_valid_and_health_checks_readyz() -> None:
     assert re.search(r"^\s*retry-on .*\bconn-failure\b.*\bempty-response\b", text, re.M)
     assert " 429" not in re.search(r"^\s*retry-on (.*)$", text, re.M).group(1), "429 must reach the client"
     assert re.search(r"^\s*option redispatch\b", text, re.M)
+    assert re.search(r"^\s*option http-buffer-request\b", text, re.M), "without it HAProxy cannot replay a request"
     tunnel = re.search(r"^\s*timeout tunnel (\d+)s", text, re.M)
     assert tunnel and int(tunnel.group(1)) >= 3600, "a live session's WebSocket outlives the default timeouts"
 
