@@ -92,7 +92,7 @@ def probe(url: str, timeout: float = 2.0) -> tuple[int, str]:
     except urllib.error.HTTPError as exc:
         try:
             return exc.code, json.loads(exc.read() or b"{}").get("status", "")
-        except ValueError:
+        except (OSError, ValueError):  # a body that does not come in time (a busy machine) or is not JSON
             return exc.code, ""
     except (OSError, ValueError):
         return 0, "down"

@@ -74,7 +74,8 @@ PYTHONPATH=. .venv/bin/python -m embedding_service.onnx_models
 # --- end of the embedding block ---
 
 # The voice console's browser tests drive Debian's Chromium (Playwright cannot download its own browsers here).
-if [ ! -x /usr/bin/chromium ]; then
+# SUITE_NO_BROWSER=1 skips it (the container image, deploy/Containerfile, runs no browser tests).
+if [ ! -x /usr/bin/chromium ] && [ -z "${SUITE_NO_BROWSER:-}" ]; then
     if [ "$(id -u)" = 0 ]; then
         step "Installing Debian's chromium (and a Chinese font for its screenshots) for the voice console's browser tests"
         apt-get update -q
