@@ -73,15 +73,20 @@ step "Building the embedding models' ONNX graphs (all-MiniLM-L6-v2; multilingual
 PYTHONPATH=. .venv/bin/python -m embedding_service.onnx_models
 # --- end of the embedding block ---
 
-# The voice console's browser tests drive Debian's Chromium (Playwright cannot download its own browsers here).
-# SUITE_NO_BROWSER=1 skips it (the container image, deploy/Containerfile, runs no browser tests).
-if [ ! -x /usr/bin/chromium ] && [ -z "${SUITE_NO_BROWSER:-}" ]; then
+# What the tests use from Debian: Chromium for the voice console's browser tests (Playwright cannot download its
+# own browsers here), HAProxy for the replica tests, podman (with runc) and debootstrap for the container
+# image's build test. SUITE_NO_TEST_TOOLS=1 skips them (the container image, deploy/Containerfile, runs no tests).
+missing=()
+for tool in chromium haproxy podman runc debootstrap; do
+    command -v "$tool" >/dev/null || [ -x "/usr/sbin/$tool" ] || missing+=("$tool")
+done
+if [ ${#missing[@]} -gt 0 ] && [ -z "${SUITE_NO_TEST_TOOLS:-}" ]; then
     if [ "$(id -u)" = 0 ]; then
-        step "Installing Debian's chromium (and a Chinese font for its screenshots) for the voice console's browser tests"
+        step "Installing Debian's chromium (and a Chinese font for its screenshots), haproxy, podman, runc and debootstrap for the tests"
         apt-get update -q
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium fonts-wqy-microhei
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium fonts-wqy-microhei haproxy podman runc debootstrap
     else
-        step "Debian's chromium is missing: the browser tests need it (sudo apt-get install chromium)"
+        step "Missing for the tests: ${missing[*]} (sudo apt-get install chromium haproxy podman runc debootstrap)"
     fi
 fi
 
