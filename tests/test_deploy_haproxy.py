@@ -3,6 +3,7 @@ and a kill -9 (benchmarks/scale_out.py with real processes and a real HAProxy, s
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -42,3 +43,17 @@ def test_rolling_restart_and_kill_lose_no_request(tmp_path) -> None:
     requests = re.search(r"^requests (\d+)", done.stdout, re.M)
     assert requests and int(requests[1]) > 500, "the load ran through the whole experiment"
     assert done.stdout.count("UP again in HAProxy") == 3, "two restarts and the kill -9 all came back"
+
+
+@pytest.mark.slow
+def test_a_live_session_loses_no_word_through_a_rolling_restart_and_a_kill() -> None:
+    """benchmarks/live_failover.py shortened: 66 s of read speech at 2x through two ASR replicas, each restarted
+    and then the one holding the session killed; the client resumes and the transcript is as good as untouched."""
+    done = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "live_failover.py"), "--speed", "2", "--rounds", "2", "--json"],
+        capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr[-3000:]
+    figures = json.loads(done.stdout)
+    assert figures["resumes"] >= 2 and figures["resumes_untouched"] == 0, figures
+    assert figures["wer_through_restarts"] <= figures["wer_untouched"] + 0.01, figures
