@@ -112,6 +112,15 @@ class LiveSession(DecodeQueue):
         self._out.speech = on
 
     @property
+    def every_final(self) -> bool:
+        """Whether an utterance the model heard no words in still gets a final (empty text); off for ``/asr/live``."""
+        return self._out.every_final
+
+    @every_final.setter
+    def every_final(self, on: bool) -> None:
+        self._out.every_final = on
+
+    @property
     def duration(self) -> float:
         """Seconds of audio received."""
         return self._total / RATE
@@ -127,13 +136,13 @@ class LiveSession(DecodeQueue):
         return self._finishing
 
     def commit(self) -> bool:
-        """End the current utterance now (its final follows); False when no speech is open."""
+        """End the current utterance now; True when its final follows (False: no speech open, or too little)."""
         with self._lock:
             if self._speech_start is None:
                 return False
-            self._end_utterance(min(self._total, self._speech_end + self._pad))
+            transcribed = self._end_utterance(min(self._total, self._speech_end + self._pad))
         self._decoder.wake()
-        return True
+        return transcribed
 
     def clear(self) -> None:
         """Drop the audio of the current utterance without transcribing it."""
@@ -295,9 +304,11 @@ class LiveSession(DecodeQueue):
         text = self._results[key][0] if key is not None else ""
         return text.endswith(SENTENCE_ENDS) and not text.endswith(TRAILING_OFF)
 
-    def _end_utterance(self, end: int) -> None:
+    def _end_utterance(self, end: int) -> bool:
+        """End the open utterance at ``end``; whether it had speech enough to be transcribed (its final follows)."""
         assert self._speech_start is not None
-        if self._speech_samples >= self._min_speech:
+        transcribed = self._speech_samples >= self._min_speech
+        if transcribed:
             self._out.speech_stopped(end)
             heard = self._speech_end
             key = self._heard_all()
@@ -321,6 +332,7 @@ class LiveSession(DecodeQueue):
         self._speech_start = None
         self._trim(end)
         self._maybe_done()
+        return transcribed
 
     def _trim(self, keep_from: int) -> None:
         keep_from = max(self._base, min(keep_from, self._total))

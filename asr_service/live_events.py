@@ -22,15 +22,17 @@ class SessionEvents:
         """Set once ``done`` or an error event has been queued."""
         self.finals: list[str] = []
         self.speech = False
-        """Announce utterances (``speech_started`` / ``speech_stopped``), and give each its final, even an empty one."""
+        """Announce utterances (``speech_started`` / ``speech_stopped``)."""
+        self.every_final = False
+        """Queue a final for every transcribed utterance, even one the model heard no words in."""
 
     def partial(self, text: str, start: int, end: int) -> None:
         """A partial text of the open utterance (sample positions)."""
         self.queue.put({"partial_text": text, "start": seconds(start), "end": seconds(end)})
 
     def final(self, text: str, start: int, end: int, language: str | None) -> None:
-        """The final text of one utterance; one with no words is queued only for announced utterances."""
-        if not text and not self.speech:
+        """The final text of one utterance; one with no words only with :attr:`every_final`."""
+        if not text and not self.every_final:
             return
         if text:
             self.finals.append(text)

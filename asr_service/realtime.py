@@ -31,6 +31,7 @@ class RealtimeAdapter:
     def __init__(self, session: LiveSession, send: Callable[[dict[str, Any]], None], model: str) -> None:
         self.session = session
         session.speech_events = True  # server VAD is on until a session.update turns it off
+        session.every_final = True  # every committed item gets its transcript, empty if no words were heard
         self._send = send
         self._model = model
         self._items = itertools.count(1)
