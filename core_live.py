@@ -21,6 +21,8 @@ from core_errors import ERROR_BY_TYPE, ServiceUnavailableError, StreamError
 FRAME_S = 0.1
 """Resent audio goes in frames of this many seconds."""
 UNSPACED_LANGUAGES = ("zh", "ja", "yue")
+MAX_RESUMES = 20
+"""A session that had to reconnect this often gives up (a replica that keeps closing it is no failover)."""
 
 
 class LiveTranscription:
@@ -124,6 +126,8 @@ class LiveTranscription:
 
     def _resume(self, resume_from: float | None) -> None:
         """Reconnect and resend what no final covers (from ``resume_from`` when the service said so)."""
+        if self.resumes >= MAX_RESUMES:
+            raise ServiceUnavailableError(f"live session lost: {self.resumes} reconnections to {self._url} in a row")
         if resume_from is not None:
             self._forget_before(resume_from)
         deadline = time.monotonic() + self._resume_timeout
