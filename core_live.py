@@ -127,7 +127,9 @@ class LiveTranscription:
     def _resume(self, resume_from: float | None) -> None:
         """Reconnect and resend what no final covers (from ``resume_from`` when the service said so)."""
         if self.resumes >= MAX_RESUMES:
-            raise ServiceUnavailableError(f"live session lost: it reconnected to {self._url} {self.resumes} times already")
+            raise ServiceUnavailableError(
+                f"live session lost: it reconnected to {self._url} {self.resumes} times already"
+            )
         if resume_from is not None:
             self._forget_before(resume_from)
         deadline = time.monotonic() + self._resume_timeout
