@@ -108,9 +108,11 @@ def rss_mib(service: str) -> float | None:
 
 
 def hammer(
-    url: str, mix: list[Request], clients: int, seconds: float
+    url: str, mix: list[Request], clients: int, seconds: float, failures: list[str] | None = None
 ) -> tuple[list[float], collections.Counter[str], float]:
-    """``clients`` threads sending random requests from ``mix`` for ``seconds``: (latencies, statuses, elapsed)."""
+    """``clients`` threads sending random requests from ``mix`` for ``seconds``: (latencies, statuses, elapsed).
+
+    With ``failures``, each answer other than 200 or 429 is appended to it with its time and detail."""
     latencies: list[float] = []
     statuses: collections.Counter[str] = collections.Counter()
     lock = threading.Lock()
@@ -124,14 +126,16 @@ def hammer(
                 retry_after = 0.0
                 try:
                     response = rng.choice(mix)(http, rng)
-                    status = str(response.status_code)
+                    status, detail = str(response.status_code), response.text[:200]
                     if response.status_code == 429:  # back off as a well-behaved client does
                         retry_after = min(float(response.headers.get("Retry-After", 1)), 10.0)
                 except httpx.HTTPError as exc:
-                    status = type(exc).__name__
+                    status, detail = type(exc).__name__, str(exc)
                 with lock:
                     latencies.append(time.perf_counter() - started)
                     statuses[status] += 1
+                    if failures is not None and status not in {"200", "429"}:
+                        failures.append(f"{time.strftime('%X')} {status}: {detail}")
                 time.sleep(min(retry_after, max(0.0, deadline - time.monotonic())))
 
     started = time.monotonic()

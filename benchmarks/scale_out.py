@@ -19,7 +19,6 @@ import contextlib
 import csv
 import io
 import os
-import random
 import re
 import signal
 import socket
@@ -37,7 +36,7 @@ sys.path.insert(0, str(REPO))
 
 import httpx  # noqa: E402
 
-from benchmarks.load import MIXES, Request  # noqa: E402
+from benchmarks.load import MIXES, Request, hammer  # noqa: E402
 from common.services import SERVICES  # noqa: E402
 from harness.launch import free_port  # noqa: E402
 
@@ -215,39 +214,9 @@ def replicas(service: str, count: int, work: Path, env: dict[str, str]) -> Itera
 
 def send_load(url: str, mix: list[Request], clients: int, seconds: float, result: dict) -> None:
     """load.py's clients (random requests from ``mix``, Retry-After honoured on 429); failures kept with their time."""
-    latencies: list[float] = []
-    statuses: collections.Counter[str] = collections.Counter()
     failures: list[str] = []
-    lock = threading.Lock()
-    started = time.monotonic()
-    deadline = started + seconds
-
-    def client(seed: int) -> None:
-        rng = random.Random(seed)
-        with httpx.Client(base_url=url, timeout=120) as http:
-            while time.monotonic() < deadline:
-                began = time.perf_counter()
-                pause = 0.0
-                try:
-                    response = rng.choice(mix)(http, rng)
-                    status, detail = str(response.status_code), response.text[:200]
-                    if response.status_code == 429:
-                        pause = min(float(response.headers.get("Retry-After", 1)), 10.0)
-                except httpx.HTTPError as exc:
-                    status, detail = type(exc).__name__, str(exc)
-                with lock:
-                    latencies.append(time.perf_counter() - began)
-                    statuses[status] += 1
-                    if status not in {"200", "429"}:
-                        failures.append(f"{time.strftime('%X')} {status}: {detail}")
-                time.sleep(min(pause, max(0.0, deadline - time.monotonic())))
-
-    threads = [threading.Thread(target=client, args=(k,), daemon=True) for k in range(clients)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(seconds + 180)
-    result.update(latencies=latencies, statuses=statuses, failures=failures, elapsed=time.monotonic() - started)
+    latencies, statuses, elapsed = hammer(url, mix, clients, seconds, failures)
+    result.update(latencies=latencies, statuses=statuses, failures=failures, elapsed=elapsed)
 
 
 def chaos(proxy: HAProxy, group: list[Replica], settle: float, log: list[str], drain: bool) -> None:

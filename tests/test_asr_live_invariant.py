@@ -188,30 +188,28 @@ def _tts(engine: Any, text: str, language: str) -> tuple[np.ndarray, list[str]]:
 ENGLISH_RUNS, CHINESE_RUNS, REALTIME_RUNS = 100, 40, 40
 
 
-def test_every_english_word_comes_out_in_exactly_one_final(english_streams: list) -> None:
-    for seed in range(ENGLISH_RUNS):
+def check_runs(streams: list, runs: int, first_seed: int, *, unspaced: bool, realtime: bool = False) -> None:
+    """``runs`` random runs over two of ``streams`` each: every reference word in exactly one final, in order."""
+    separator = "" if unspaced else " "
+    for seed in range(first_seed, first_seed + runs):
         rng = random.Random(seed)
-        stream = build_stream(rng.sample(english_streams, 2), rng, unspaced=False)
-        finals, done = run_session(stream, seed)
-        assert " ".join(finals) == " ".join(w for _, w in stream.words), f"seed {seed}: a final lost words"
-        assert done == " ".join(finals)
+        stream = build_stream(rng.sample(streams, 2), rng, unspaced=unspaced)
+        finals, done = run_session(stream, seed, realtime=realtime)
+        assert separator.join(finals) == separator.join(w for _, w in stream.words), f"seed {seed}: words lost"
+        if not realtime:
+            assert done == separator.join(finals)
+
+
+def test_every_english_word_comes_out_in_exactly_one_final(english_streams: list) -> None:
+    check_runs(english_streams, ENGLISH_RUNS, 0, unspaced=False)
 
 
 def test_every_chinese_character_comes_out_in_exactly_one_final(chinese_streams: list) -> None:
-    for seed in range(CHINESE_RUNS):
-        rng = random.Random(1000 + seed)
-        stream = build_stream(rng.sample(chinese_streams, 2), rng, unspaced=True)
-        finals, done = run_session(stream, 1000 + seed)
-        assert "".join(finals) == "".join(w for _, w in stream.words), f"seed {1000 + seed}: a final lost characters"
-        assert done == "".join(finals)
+    check_runs(chinese_streams, CHINESE_RUNS, 1000, unspaced=True)
 
 
 def test_realtime_transcripts_carry_every_word(english_streams: list) -> None:
-    for seed in range(REALTIME_RUNS):
-        rng = random.Random(2000 + seed)
-        stream = build_stream(rng.sample(english_streams, 2), rng, unspaced=False)
-        transcripts, _ = run_session(stream, 2000 + seed, realtime=True)
-        assert " ".join(transcripts) == " ".join(w for _, w in stream.words), f"seed {2000 + seed}"
+    check_runs(english_streams, REALTIME_RUNS, 2000, unspaced=False, realtime=True)
 
 
 def test_a_language_set_after_the_session_opened_reaches_every_decode() -> None:
