@@ -29,9 +29,10 @@ import httpx  # noqa: E402
 import numpy as np  # noqa: E402
 
 from benchmarks.scale_out import HAProxy, Replica, replicas  # noqa: E402
+from benchmarks.shared import send_paced  # noqa: E402
 from core import ASRClient  # noqa: E402
 from harness.launch import free_port  # noqa: E402
-from harness.speech import librivox_clips, read_wav, wav_bytes, word_error_rate  # noqa: E402
+from harness.speech import librivox_clips, pcm16, read_wav, word_error_rate  # noqa: E402
 
 RATE = 16000
 
@@ -56,28 +57,17 @@ def holder(group: list[Replica]) -> Replica | None:
     return None
 
 
-def session(url: str, wav: Path, speed: float) -> tuple[dict, int]:
-    """Stream ``wav`` through the resumable live client; (done event, resumptions)."""
-    client = ASRClient(url, timeout=600)
-    events = []
-    with client.live(language="en") as live:  # the same code path as transcribe_live, keeping the session
-        feeder = threading.Thread(target=_feed, args=(live, wav, speed), daemon=True)
-        feeder.start()
+def session(url: str, pcm: bytes, speed: float) -> tuple[dict, int]:
+    """Stream 16 kHz ``pcm`` at ``speed`` x real time through the resumable live client; (done, resumptions)."""
+    with ASRClient(url, timeout=600).live(language="en") as live:
+
+        def feed() -> None:
+            send_paced(live.send, pcm, time.monotonic(), RATE // 10 * 2, speed=speed)
+            live.end()
+
+        threading.Thread(target=feed, daemon=True).start()
         events = list(live)
-        resumes = live.resumes
-    return events[-1], resumes
-
-
-def _feed(live: object, wav: Path, speed: float) -> None:
-    import wave
-
-    with wave.open(str(wav)) as source:
-        pcm = source.readframes(source.getnframes())
-    step, started = RATE // 10 * 2, time.monotonic()
-    for index, position in enumerate(range(0, len(pcm), step)):
-        time.sleep(max(0.0, started + index * 0.1 / speed - time.monotonic()))
-        live.send(pcm[position : position + step])  # type: ignore[attr-defined]
-    live.end()  # type: ignore[attr-defined]
+        return events[-1], live.resumes
 
 
 def restarts(group: list[Replica], log: list[str], settle: float) -> None:
@@ -103,19 +93,18 @@ def main() -> int:
     audio, reference = speech(args.rounds)
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        wav = work / "speech.wav"
-        wav.write_bytes(wav_bytes(audio))
+        pcm = pcm16(audio)
         with replicas("asr", 2, work, {"ASR__CPU_THREADS": "1"}) as group:
             proxy = HAProxy(work, free_port(), group)
             try:
                 for replica in group:
                     proxy.wait_status(replica.name, "UP")
                 url = f"http://127.0.0.1:{proxy.port}"
-                calm, calm_resumes = session(url, wav, args.speed)
+                calm, calm_resumes = session(url, pcm, args.speed)
                 log: list[str] = []
                 chaos = threading.Thread(target=restarts, args=(group, log, args.settle), daemon=True)
                 chaos.start()
-                shaken, resumes = session(url, wav, args.speed)
+                shaken, resumes = session(url, pcm, args.speed)
                 chaos.join(300)
             finally:
                 proxy.stop()

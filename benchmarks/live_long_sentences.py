@@ -30,12 +30,14 @@ from scipy.signal import resample_poly
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
+from benchmarks.shared import send_paced
 from harness.launch import launch
 from harness.speech import (
     LONG_CHINESE,
     LONG_ENGLISH,
     character_error_rate,
     librivox_clips,
+    pcm16,
     read_wav,
     trimmed,
     word_error_rate,
@@ -68,14 +70,11 @@ def sentences() -> dict[str, list[tuple[np.ndarray, str]]]:
 def stream(url: str, audio: np.ndarray) -> dict:
     """One real-time run: 0.5 s of silence, the sentence, 3 s of silence, end; returns ``done`` (or the error)."""
     quiet = np.zeros(RATE // 2, np.float32)
-    data = (np.concatenate([quiet, audio, quiet * 6]) * 32767).astype("<i2").tobytes()
+    data = pcm16(np.concatenate([quiet, audio, quiet * 6]))
     events: list[dict] = []
     with connect(url, open_timeout=30) as ws:
         json.loads(ws.recv(timeout=30))
-        started = time.monotonic()
-        for index, start in enumerate(range(0, len(data), FRAME)):
-            ws.send(data[start : start + FRAME])
-            time.sleep(max(0.0, started + (index + 1) * 0.1 - time.monotonic()))
+        send_paced(ws.send, data, time.monotonic(), FRAME)
         ws.send(json.dumps({"event": "end"}))
         with contextlib.suppress(ConnectionClosed):
             for message in ws:

@@ -30,7 +30,7 @@ from common.model_slot import ModelSlot
 from harness.speech import LONG_CHINESE as CHINESE
 from harness.speech import LONG_ENGLISH as ENGLISH
 from harness.speech import librivox_clips, read_wav, trimmed
-from tests.shared import drain
+from tests.shared import drain, pcm
 
 RATE = 16000
 
@@ -230,8 +230,8 @@ def test_a_language_set_after_the_session_opened_reaches_every_decode() -> None:
         )
         speech = trimmed(read_wav(librivox_clips()[1][0]))[: RATE // 2]  # a short first utterance
         audio = np.concatenate([np.zeros(RATE // 2, np.float32), speech, np.zeros(RATE, np.float32)])
-        pcm = (resample_poly(audio, 3, 2) * 32767).astype("<i2").tobytes()
-        adapter.on_client_event({"type": "input_audio_buffer.append", "audio": base64.b64encode(pcm).decode()})
+        pcm_24k = pcm(resample_poly(audio, 3, 2))
+        adapter.on_client_event({"type": "input_audio_buffer.append", "audio": base64.b64encode(pcm_24k).decode()})
         session.finish()
         for event in drain(session):
             adapter.on_session_event(event)
