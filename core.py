@@ -273,9 +273,15 @@ class LLMClient(_Client):
         self, messages: str | list[dict[str, Any]], system: str | None = None, model: str | None = None, **params: Any
     ) -> Iterator[str]:
         """The answer's text pieces as they are generated."""
-        for line in self._lines("/api/chat/stream", json=self._body(messages, system, model, params)):
+        for line in self.chat_stream_lines(messages, system, model, **params):
             if "delta" in line:
                 yield line["delta"]
+
+    def chat_stream_lines(
+        self, messages: str | list[dict[str, Any]], system: str | None = None, model: str | None = None, **params: Any
+    ) -> Iterator[dict[str, Any]]:
+        """The stream's lines: ``{"delta"}`` per piece, then ``{"event": "done", "finish_reason", "usage"}``."""
+        yield from self._lines("/api/chat/stream", json=self._body(messages, system, model, params))
 
 
 WAV_HEADER_BYTES = 44

@@ -89,7 +89,9 @@ class RealtimeAdapter:
         audio_input = (config.get("audio") or {}).get("input") or {}
         transcription = audio_input.get("transcription") or config.get("input_audio_transcription") or {}
         language = transcription.get("language") if isinstance(transcription, dict) else None
-        if language is not None:
+        if language in ("", "auto"):  # back to detection per utterance
+            self.session.language = None
+        elif language is not None:
             if not isinstance(language, str) or not language.isalpha() or len(language) > 3:
                 raise BadRequest("transcription.language must be an ISO 639-1 code", param="language")
             self.session.language = language.lower()

@@ -7,12 +7,14 @@ from pydantic import BaseModel
 
 from common.app import app_factory, current_engine
 from common.openapi import ApiBlueprint
+from console_service.agent_routes import agent_routes
 from console_service.engine import STATIC_DIR, ConsoleEngine
 from console_service.settings import ConsoleSettings
 
 DESCRIPTION = (
     "A browser page to talk to the suite: live transcript, streamed answer spoken clause by clause, "
-    "barge-in, TTS styles, an embeddings panel. The page calls the other services directly (CORS)."
+    "barge-in, TTS styles, an embeddings panel. The page calls the other services directly (CORS). "
+    "The voice agent at ws://HOST:7200/v1/realtime holds spoken conversations over OpenAI's Realtime protocol."
 )
 
 # The page's files are served as they are from static/ (ES modules, CSS, the audio worklet).
@@ -55,4 +57,4 @@ def config() -> Response:
     return jsonify(ConsoleConfig(services=urls).model_dump())
 
 
-create_app = app_factory(ConsoleSettings, ConsoleEngine, [routes], DESCRIPTION)
+create_app = app_factory(ConsoleSettings, ConsoleEngine, [routes, agent_routes], DESCRIPTION)

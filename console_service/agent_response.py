@@ -1,0 +1,165 @@
+"""One reply of the agent: the LLM's stream, spoken clause by clause by the TTS, as Realtime events.
+
+Two threads per reply: this one reads the LLM and cuts clauses; a second synthesises them in order
+while the LLM goes on. Every event goes through the session (:class:`ReplySink`), which drops it once
+the reply has ended: a cancelled reply sends nothing after its ``response.done``.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import logging
+import queue
+import threading
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from console_service.agent_conversation import Item, Span, new_id
+from console_service.agent_protocol import SAMPLE_RATE
+from core import WAV_HEADER_BYTES, LLMClient, TTSClient, split_ready_clauses
+from core_errors import SuiteError
+
+log = logging.getLogger("suite.agent")
+
+
+@dataclass(frozen=True)
+class ReplyPlan:
+    """How one reply is to be given."""
+
+    audio: bool
+    voice: str
+    max_output_tokens: int
+    temperature: float | None
+    chunk_ms: int
+
+
+class ReplySink(Protocol):
+    """The session a reply reports to."""
+
+    def emit_for(self, reply: Reply, kind: str, **fields: Any) -> bool:
+        """Send one of the reply's events; False once the reply has ended (the caller stops)."""
+        ...
+
+    def end_reply(self, reply: Reply, status: str, details: dict[str, Any] | None = None) -> None:
+        """Close the reply's item and send ``response.done`` (once; later calls do nothing)."""
+        ...
+
+
+class Reply:
+    """A response in progress; :meth:`run` does the work on the calling thread."""
+
+    def __init__(self, sink: ReplySink, plan: ReplyPlan, llm: LLMClient, tts: TTSClient) -> None:
+        self.id = new_id("resp")
+        self.item = Item(new_id("item"), "assistant", plan.audio, text="", status="in_progress")
+        self.plan = plan
+        self.ended = threading.Event()
+        """Set by the session when ``response.done`` was sent: the threads stop."""
+        self.usage: dict[str, Any] = {}
+        self._sink = sink
+        self._llm = llm
+        self._tts = tts
+        self._clauses: queue.Queue[str | None] = queue.Queue()
+        self._speech_error: SuiteError | None = None
+
+    def run(self, messages: list[dict[str, str]]) -> None:
+        """Stream the answer to ``messages`` and speak it; ends the reply with its status."""
+        plan = self.plan
+        speaker = threading.Thread(target=self._speak, name=f"{self.id}-tts", daemon=True) if plan.audio else None
+        if speaker:
+            speaker.start()
+        status, details = "completed", None
+        try:
+            finish_reason = self._stream_text(plan, messages)
+            if finish_reason == "length":
+                status, details = "incomplete", {"type": "incomplete", "reason": "max_output_tokens"}
+        except SuiteError as error:
+            status, details = "failed", _failure("llm", error)
+        finally:
+            self._clauses.put(None)
+        if speaker:
+            speaker.join()
+        if self._speech_error is not None and status != "failed":
+            status, details = "failed", _failure("tts", self._speech_error)
+        self._sink.end_reply(self, status, details)
+
+    def _stream_text(self, plan: ReplyPlan, messages: list[dict[str, str]]) -> str | None:
+        """Read the LLM; text-only replies get their deltas, spoken ones their clauses queued."""
+        buffer = ""
+        finish_reason = None
+        params: dict[str, Any] = {"max_tokens": plan.max_output_tokens}
+        if plan.temperature is not None:
+            params["temperature"] = plan.temperature
+        lines = self._llm.chat_stream_lines(messages, **params)
+        with contextlib.closing(lines):  # closing the stream stops the LLM's work
+            for line in lines:
+                if self.ended.is_set():
+                    return None
+                if "delta" in line:
+                    if not plan.audio:
+                        self.item.text = (self.item.text or "") + line["delta"]
+                        self._emit("response.output_text.delta", delta=line["delta"])
+                        continue
+                    clauses, buffer = split_ready_clauses(buffer + line["delta"])
+                    for clause in clauses:
+                        self._clauses.put(clause)
+                elif line.get("event") == "done":
+                    finish_reason = line.get("finish_reason")
+                    self.usage = line.get("usage") or {}
+        for clause in split_ready_clauses(buffer, final=True)[0]:
+            self._clauses.put(clause)
+        return finish_reason
+
+    def _speak(self) -> None:
+        """Synthesise the queued clauses in order; each clause's words go out just before its audio."""
+        chunk_bytes = SAMPLE_RATE * 2 * self.plan.chunk_ms // 1000
+        while (clause := self._clauses.get()) is not None:
+            if self.ended.is_set() or self._speech_error is not None:
+                continue  # drain the queue; the LLM thread ends the reply
+            if not any(c.isalnum() for c in clause):
+                continue
+            try:
+                self._speak_clause(clause, chunk_bytes)
+            except SuiteError as error:
+                self._speech_error = error
+
+    def _speak_clause(self, clause: str, chunk_bytes: int) -> None:
+        item = self.item
+        start_ms = item.audio_ms
+        text = f"{' ' if item.text and not _cjk_edge(item.text, clause) else ''}{clause}"
+        if not self._emit("response.output_audio_transcript.delta", delta=text):
+            return
+        item.text = (item.text or "") + text
+        span = Span(clause, start_ms, start_ms)
+        item.spans.append(span)
+        pending = b""
+        header = WAV_HEADER_BYTES
+        chunks = self._tts.synthesize_stream(clause, style=self.plan.voice)
+        with contextlib.closing(chunks):
+            for chunk in chunks:
+                if header:
+                    skipped = min(header, len(chunk))
+                    chunk, header = chunk[skipped:], header - skipped
+                pending += chunk
+                while len(pending) >= chunk_bytes:
+                    if not self._send_audio(span, pending[:chunk_bytes]):
+                        return
+                    pending = pending[chunk_bytes:]
+        if pending:
+            self._send_audio(span, pending[: len(pending) // 2 * 2])
+
+    def _send_audio(self, span: Span, pcm: bytes) -> bool:
+        span.end_ms += len(pcm) / 2 / SAMPLE_RATE * 1000
+        return self._emit("response.output_audio.delta", delta=base64.b64encode(pcm).decode("ascii"))
+
+    def _emit(self, kind: str, **fields: Any) -> bool:
+        return self._sink.emit_for(self, kind, item_id=self.item.id, output_index=0, content_index=0, **fields)
+
+
+def _failure(service: str, error: SuiteError) -> dict[str, Any]:
+    log.warning("reply failed in the %s service: %s", service, error)
+    return {"type": "failed", "error": {"type": "server_error", "code": f"{service}_failed", "message": str(error)}}
+
+
+def _cjk_edge(before: str, after: str) -> bool:
+    return bool(before) and bool(after) and ord(before[-1]) > 0x2E80 and ord(after[0]) > 0x2E80
