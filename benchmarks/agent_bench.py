@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -47,6 +48,8 @@ INSTRUCTIONS = (
     "You are a helpful voice assistant. Answer briefly, in one to three short sentences, "
     "in the language of the question."
 )
+LONG_ANSWERS = "You are a helpful voice assistant. Answer in detail, in at least five sentences."
+"""For barge-in: a reply still being made when the person speaks again (a finished reply has nothing to cancel)."""
 CHINESE = ["你好，你是谁？", "请介绍一下长城的历史，它有多长？", LONG_CHINESE[0]]
 MIC_RATE = 48000
 
@@ -85,7 +88,7 @@ async def ask(url: str, pcm: bytes, language: str, delay: float = 0.0) -> tuple[
 async def barge_in(url: str, question: bytes, interruption: bytes) -> tuple[float, list[str]]:
     """Ask, interrupt 0.3 s into the reply's audio: (speech_started -> response.done, events after it)."""
     async with connect(url) as connection:
-        await connection.session.update(session={"type": "realtime", "instructions": INSTRUCTIONS})
+        await connection.session.update(session={"type": "realtime", "instructions": LONG_ANSWERS})
         turn = Turn()
         listening = asyncio.create_task(reply(connection, turn))
         await say(connection, question, silence_s=0.0)
@@ -128,6 +131,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=3, help="times each recording is asked in one session")
     parser.add_argument("--no-console", action="store_true", help="skip the browser console's figures")
+    parser.add_argument("--logs", type=Path, help="copy the services' logs here at the end")
     parser.add_argument("--json", action="store_true", help="print one JSON object (for run_all.py) after the log")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="agent-bench-") as folder, console_suite(Path(folder)) as suite:
@@ -144,7 +148,8 @@ def main() -> int:
                     single.setdefault((language, label), []).append(seconds)
                     errors[language].append(round_trip_error(asr, turn, language))
                     print(
-                        f"  {language} {label}: first audio {seconds:.2f} s | heard {turn.heard!r} -> {turn.transcript!r}"
+                        f"  {language} {label}: first audio {seconds:.2f} s | heard {turn.heard!r}"
+                        f" -> {turn.transcript!r}"
                     )
         concurrent: list[float] = []
         for _ in range(args.rounds):
@@ -164,10 +169,22 @@ def main() -> int:
             leaked += after
             print(f"  barge-in: response.done {seconds * 1000:.0f} ms after speech_started")
         page = [] if args.no_console else console_latencies(url, Path(folder), questions)
+        if args.logs:
+            args.logs.mkdir(parents=True, exist_ok=True)
+            for service in suite.values():
+                shutil.copy(service.log_path, args.logs)
     return report(single, concurrent, barge, leaked, errors, page, args)
 
 
-def report(single, concurrent, barge, leaked, errors, page, args) -> int:  # noqa: ANN001
+def report(
+    single: dict[tuple[str, str], list[float]],
+    concurrent: list[float],
+    barge: list[float],
+    leaked: list[str],
+    errors: dict[str, list[float]],
+    page: list[float],
+    args: argparse.Namespace,
+) -> int:
     """Print the figures and goals."""
     ratios: dict[str, float] = {}
     for language in ("en", "zh"):

@@ -16,10 +16,9 @@ import itertools
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from common.errors import ApiError, BadRequest
-from console_service.agent_asr import AsrLink
 from console_service.agent_conversation import Conversation, Item, new_id
 from console_service.agent_protocol import AgentConfig, Dialect, apply_update, decode_audio, output_tokens
 from console_service.agent_response import Reply, ReplyPlan
@@ -37,12 +36,23 @@ _FORWARDED = {
 }
 
 
+class Ear(Protocol):
+    """A transcription session (:class:`console_service.agent_asr.AsrLink` in service)."""
+
+    def send(self, event: dict[str, Any]) -> None: ...
+
+    def close(self) -> None: ...
+
+
+EventHandler = Callable[[dict[str, Any]], None]
+
+
 @dataclass
 class AgentServices:
-    """What a session talks to: the ASR (opened per session), the LLM and TTS clients (shared)."""
+    """What a session talks to: the ASR (one transcription session each), the LLM and TTS clients (shared)."""
 
-    asr_url: str
-    api_key: str | None
+    open_asr: Callable[[EventHandler, Callable[[str], None]], Ear]
+    """Open a transcription session that reports to (on_event, on_closed)."""
     llm: LLMClient
     tts: TTSClient
     model: str
@@ -72,7 +82,7 @@ class AgentSession:
         self._transcribed = threading.Condition(self._lock)
         self._reply: Reply | None = None
         self._threads: list[threading.Thread] = []
-        self._asr: AsrLink | None = None
+        self._asr: Ear | None = None
 
     # -- lifetime --
 
@@ -82,7 +92,7 @@ class AgentSession:
         Raises:
             ServiceUnavailable: the ASR service cannot be reached.
         """
-        self._asr = AsrLink(self._services.asr_url, self._services.api_key, self._on_asr_event, self._asr_closed)
+        self._asr = self._services.open_asr(self._on_asr_event, self._asr_closed)
         self._configure_asr()
         self._emit("session.created", session=self._describe())
 
@@ -223,12 +233,12 @@ class AgentSession:
     def _on_asr_event(self, event: dict[str, Any]) -> None:
         kind = event.get("type")
         with self._lock:
+            if kind in _FORWARDED:
+                self._emit(kind, **_fields(event))
             if kind == "input_audio_buffer.speech_started":
                 turn = self.config.turn_detection
                 if self._reply is not None and turn is not None and turn.interrupt_response:
                     self._end_reply(self._reply, "cancelled", {"type": "cancelled", "reason": "turn_detected"})
-            if kind in _FORWARDED:
-                self._emit(kind, **_fields(event))
             elif kind == "input_audio_buffer.committed":
                 item = Item(event["item_id"], "user", audio=True, text=None)
                 previous = self.conversation.add(item)

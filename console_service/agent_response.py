@@ -12,6 +12,7 @@ import contextlib
 import logging
 import queue
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -21,6 +22,12 @@ from core import WAV_HEADER_BYTES, LLMClient, TTSClient, split_ready_clauses
 from core_errors import SuiteError
 
 log = logging.getLogger("suite.agent")
+_SOFT_BREAKS = frozenset(
+    "and but or so because that which who whose where when while if as than with for to of in on at by from".split()  # noqa: SIM905
+)
+FIRST_CLAUSE_WORDS = (3, 10)
+"""A reply's first clause, when no punctuation comes first, ends before a linking word once it has the first
+number of words, and at the second number anyway: the first audio need not wait for a whole long sentence."""
 
 
 @dataclass(frozen=True)
@@ -61,10 +68,13 @@ class Reply:
         self._tts = tts
         self._clauses: queue.Queue[str | None] = queue.Queue()
         self._speech_error: SuiteError | None = None
+        self.timings: dict[str, float] = {}
+        """When the first token, first clause and first audio came (monotonic seconds)."""
 
     def run(self, messages: list[dict[str, str]]) -> None:
         """Stream the answer to ``messages`` and speak it; ends the reply with its status."""
         plan = self.plan
+        started = time.monotonic()
         speaker = threading.Thread(target=self._speak, name=f"{self.id}-tts", daemon=True) if plan.audio else None
         if speaker:
             speaker.start()
@@ -82,6 +92,8 @@ class Reply:
         if self._speech_error is not None and status != "failed":
             status, details = "failed", _failure("tts", self._speech_error)
         self._sink.end_reply(self, status, details)
+        marks = ", ".join(f"{name} {at - started:.2f} s" for name, at in self.timings.items())
+        log.info("reply %s %s: %s after the prompt was ready", self.id, status, marks or "nothing")
 
     def _stream_text(self, plan: ReplyPlan, messages: list[dict[str, str]]) -> str | None:
         """Read the LLM; text-only replies get their deltas, spoken ones their clauses queued."""
@@ -100,8 +112,12 @@ class Reply:
                         self.item.text = (self.item.text or "") + line["delta"]
                         self._emit("response.output_text.delta", delta=line["delta"])
                         continue
+                    self.timings.setdefault("first token", time.monotonic())
                     clauses, buffer = split_ready_clauses(buffer + line["delta"])
+                    if not clauses and "first clause" not in self.timings:
+                        clauses, buffer = early_clause(buffer)
                     for clause in clauses:
+                        self.timings.setdefault("first clause", time.monotonic())
                         self._clauses.put(clause)
                 elif line.get("event") == "done":
                     finish_reason = line.get("finish_reason")
@@ -149,11 +165,29 @@ class Reply:
             self._send_audio(span, pending[: len(pending) // 2 * 2])
 
     def _send_audio(self, span: Span, pcm: bytes) -> bool:
+        self.timings.setdefault("first audio", time.monotonic())
         span.end_ms += len(pcm) / 2 / SAMPLE_RATE * 1000
         return self._emit("response.output_audio.delta", delta=base64.b64encode(pcm).decode("ascii"))
 
     def _emit(self, kind: str, **fields: Any) -> bool:
         return self._sink.emit_for(self, kind, item_id=self.item.id, output_index=0, content_index=0, **fields)
+
+
+def early_clause(buffer: str) -> tuple[list[str], str]:
+    """Cut a first clause off unpunctuated English text at a soft break (see :data:`FIRST_CLAUSE_WORDS`).
+
+    Returns ``([clause], rest)``, or ``([], buffer)`` when it is too early to cut.
+    """
+    if _cjk_edge("\u4e00", buffer[:1]) or not buffer[:1].isascii():
+        return [], buffer
+    words = buffer.split(" ")
+    complete = [word for word in words[:-1] if word]  # the last word may still be growing
+    fewest, most = FIRST_CLAUSE_WORDS
+    for index in range(fewest, len(complete)):
+        if complete[index].lower() in _SOFT_BREAKS or index >= most:
+            head = " ".join(complete[:index])
+            return [head], buffer[buffer.index(head) + len(head) :].lstrip(" ")
+    return [], buffer
 
 
 def _failure(service: str, error: SuiteError) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from typing import Any
 
 from common.lifecycle import ModelEngine
 from console_service.agent import AgentServices
+from console_service.agent_asr import AsrLink
 from console_service.settings import ConsoleSettings
 from core import LLMClient, TTSClient
 from core_errors import SuiteError
@@ -76,9 +77,9 @@ class ConsoleEngine(ModelEngine):
             links = self.settings.services
             secret = self.settings.server.api_key
             key = secret.get_secret_value() if secret is not None else None
+            asr_url = links["asr"].server_url()
             self._services = AgentServices(
-                asr_url=links["asr"].server_url(),
-                api_key=key,
+                open_asr=lambda on_event, on_closed: AsrLink(asr_url, key, on_event, on_closed),
                 llm=LLMClient(links["llm"].server_url(), api_key=key, timeout=120),
                 tts=TTSClient(links["tts"].server_url(), api_key=key, timeout=120),
                 model=AGENT_MODEL,
