@@ -109,6 +109,10 @@ class AgentSession:
         for thread in self._threads:
             thread.join(timeout=5)
 
+    def busy(self) -> bool:
+        """Whether a reply is in progress or its threads are still finishing."""
+        return self._reply is not None or any(thread.is_alive() for thread in self._threads)
+
     # -- client events --
 
     def on_client_event(self, event: dict[str, Any]) -> None:
