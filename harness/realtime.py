@@ -21,6 +21,12 @@ from common.audio import resample
 
 RATE = 24000
 CHUNK_S = 0.1
+TEXT_DELTAS = (
+    "response.output_audio_transcript.delta",
+    "response.audio_transcript.delta",
+    "response.output_text.delta",
+    "response.text.delta",
+)
 
 
 def pcm24(samples: np.ndarray, rate: int) -> bytes:
@@ -58,6 +64,7 @@ class Turn:
 
     heard: str = ""
     response_id: str | None = None
+    item_id: str | None = None
     status: str | None = None
     transcript: str = ""
     audio: bytearray = field(default_factory=bytearray)
@@ -81,12 +88,12 @@ class Turn:
             self.response_id = event.response.id
         elif getattr(event, "response_id", None) == self.response_id and self.done_at is not None:
             self.after_done.append(kind)
+        elif kind == "response.output_item.added" and event.response_id == self.response_id:
+            self.item_id = event.item.id
         elif kind in ("response.output_audio.delta", "response.audio.delta"):
             self.audio += base64.b64decode(event.delta)
             self.first_audio_at = self.first_audio_at or now
-        elif kind in ("response.output_audio_transcript.delta", "response.audio_transcript.delta"):
-            self.transcript += event.delta
-        elif kind in ("response.output_text.delta", "response.text.delta"):
+        elif kind in TEXT_DELTAS:
             self.transcript += event.delta
         elif kind == "response.done" and event.response.id == self.response_id:
             self.status = event.response.status

@@ -134,6 +134,9 @@ def test_first_clause_is_cut_early_only_in_unpunctuated_english() -> None:
 # -- the session, with fakes --
 
 
+REPLY = "Sure, here is a reply with a few words. And a second sentence follows it."
+
+
 class FakeLlm:
     def __init__(self, rng: random.Random) -> None:
         self.rng = rng
@@ -144,7 +147,7 @@ class FakeLlm:
         self.prompts.append(messages)
         self.open_streams += 1
         try:
-            for word in "Sure, here is a reply with a few words. And a second sentence follows it.".split(" "):
+            for word in REPLY.split(" "):
                 time.sleep(self.rng.uniform(0, 0.004))
                 yield {"delta": word + " "}
             yield {"event": "done", "finish_reason": "stop", "usage": {"prompt_tokens": 5, "completion_tokens": 9}}
