@@ -22,7 +22,7 @@ import uuid
 import numpy as np
 
 from asr_service.live_events import SessionEvents
-from asr_service.live_jobs import DecodeJob, SessionDecoder
+from asr_service.live_jobs import DecodeJob, SessionDecoder, join_text
 from asr_service.live_limits import LiveLimits
 from asr_service.live_schedule import DecodeQueue
 from asr_service.pcm import RATE, PcmConverter
@@ -79,6 +79,8 @@ class LiveSession(DecodeQueue):
         self._utterance_language: str | None = language
         self._last_partial_end = 0
         self._speculated = -1
+        self._prefix: tuple[int, str] = (0, "")
+        """The open utterance's kept beginning: (its end sample, its text)."""
         self._results: dict[tuple[int, int, int], tuple[str, str | None, bool]] = {}
         """(utterance, start, end) -> (text, language, may stand as the final) of this utterance's decodes."""
         self._finishing = False
@@ -210,16 +212,12 @@ class LiveSession(DecodeQueue):
 
     @property
     def _pad(self) -> int:
-        return int(self.limits.pad_after_s * RATE)
+        return self.limits.samples(self.limits.pad_after_s)
 
     @property
     def _min_speech(self) -> int:
         """Speech samples an utterance needs to be transcribed (a whole number of VAD windows, at least one)."""
-        return max(1, -(-int(self.limits.min_speech_s * RATE) // WINDOW)) * WINDOW
-
-    @property
-    def _lead(self) -> int:
-        return int(self.limits.pad_before_s * RATE)
+        return max(1, -(-self.limits.samples(self.limits.min_speech_s) // WINDOW)) * WINDOW
 
     def _add(self, samples: np.ndarray) -> None:
         if not len(samples):
@@ -232,7 +230,7 @@ class LiveSession(DecodeQueue):
                 self._scored += WINDOW
                 self._on_window(float(probability) >= self.limits.speech_threshold)
             if self._speech_start is None:  # keep only the lead-in of the next utterance
-                self._trim(self._total - self._lead)
+                self._trim(self._total - self.limits.samples(self.limits.pad_before_s))
             self._maybe_request_partial()
         self._decoder.wake()
 
@@ -240,7 +238,10 @@ class LiveSession(DecodeQueue):
         window_end = self._scored
         if speech:
             if self._speech_start is None:
-                self._speech_start = max(self._base, window_end - WINDOW - self._lead)
+                self._speech_start = max(
+                    self._base, window_end - WINDOW - self.limits.samples(self.limits.pad_before_s)
+                )
+                self._prefix = (self._speech_start, "")
                 self._speech_samples = 0
                 self._last_partial_end = self._speech_start
             self._speech_end = window_end
@@ -274,16 +275,13 @@ class LiveSession(DecodeQueue):
     def _request(self, end: int, *, final: bool, speculative: bool = False) -> None:
         assert self._speech_start is not None
         start = self._speech_start
+        decode_from, prefix = self._prefix if self._prefix[0] < end else (start, "")
+        samples = self._audio[decode_from - self._base : end - self._base].copy()
+        language = self._utterance_language
         job = DecodeJob(
-            self,
-            self._utterance,
-            start,
-            end,
-            self._audio[start - self._base : end - self._base].copy(),
-            final,
-            self._utterance_language,
-            final or speculative,
+            self, self._utterance, start, end, samples, final, language, final or speculative, prefix=prefix
         )
+        job.decode_from = decode_from
         if final:
             self._finals.append(job)
         else:
@@ -359,19 +357,26 @@ class LiveSession(DecodeQueue):
                     job.requested = time.monotonic()
                     self._finals.insert(0, job)
                     return
-                self._emit_final(key, text, language)
+                self._emit_final(key, join_text(job.prefix, text), language)
                 self._maybe_done()
                 return
             if job.utterance != self._utterance:
                 return  # that utterance is already final
             if self._utterance_language is None and (job.end - job.start) >= RATE:
                 self._utterance_language = language
+            decoded, text = text, join_text(job.prefix, text)
+            new_audio = job.end - job.decode_from
+            if job.may_be_final and decoded and job.decode_from == self._prefix[0] and self._keeps(new_audio):
+                self._prefix = (job.end, text)  # decoded at a pause: later decodes start after it
             # a partial with no text may be one the backend gave up on (it looped): never a final
-            self._results[key] = (text, language, job.may_be_final or (self.limits.fast_finals and bool(text)))
+            self._results[key] = (text, language, job.may_be_final or (self.limits.fast_finals and bool(decoded)))
             if text:
                 self._out.partial(text, job.start, job.end)
             if self.auto_end and not self._finishing and self._sentence_ended():
                 self._end_utterance(min(self._total, self._speech_end + self._pad))
+
+    def _keeps(self, new_audio: int) -> bool:
+        return self.limits.stable_prefix_s > 0 and new_audio >= self.limits.samples(self.limits.stable_prefix_s)
 
     def _emit_final(self, key: tuple[int, int, int], text: str, language: str | None) -> None:
         self._out.final(text, key[1], key[2], language)

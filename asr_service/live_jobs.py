@@ -51,6 +51,14 @@ class DecodeJob:
     may_be_final: bool
     """Decoded as a final is (never gives up): a final, or a speculative decode of exactly what the final will be."""
     requested: float = field(default_factory=time.monotonic)
+    decode_from: int = -1
+    """First sample of :attr:`samples` (after the utterance's kept beginning); -1: :attr:`start`."""
+    prefix: str = ""
+    """The kept beginning's text: the result is this joined with the decoded text."""
+
+    def __post_init__(self) -> None:
+        if self.decode_from < 0:
+            self.decode_from = self.start
 
     @property
     def key(self) -> tuple[int, int, int]:
@@ -66,6 +74,17 @@ class SessionDecoder(Protocol):
 
     def remove(self, session: JobOwner) -> None:
         """Forget a closed session."""
+
+
+def join_text(prefix: str, text: str) -> str:
+    """A kept beginning and the text decoded after it: no space between CJK characters, and the period
+    Whisper puts at the end of a piece dropped when the text goes on in lower case."""
+    if not prefix or not text:
+        return prefix or text
+    if text[0].islower() and prefix.endswith("."):
+        prefix = prefix[:-1]
+    cjk = ord(prefix[-1]) > 0x2E80 or ord(text[0]) > 0x2E80
+    return prefix + ("" if cjk else " ") + text
 
 
 def seconds(samples: int) -> float:

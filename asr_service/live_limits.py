@@ -41,3 +41,10 @@ class LiveLimits(BaseModel):
     """Audio kept before the first speech window of an utterance (less cuts Whisper's first word)."""
     pad_after_s: float = Field(default=0.1, ge=0, le=1)
     """Audio kept after the last speech window; the final is decoded once this much pause is heard."""
+    stable_prefix_s: float = Field(default=2.0, ge=0)
+    """A decode made at a pause inside an utterance, of at least this much new audio, is kept as the
+    utterance's beginning: later decodes (the final too) only decode the audio after it. 0: off."""
+
+    def samples(self, seconds: float) -> int:
+        """``seconds`` at 16 kHz."""
+        return int(seconds * 16000)

@@ -82,6 +82,12 @@ async def ask(url: str, pcm: bytes, language: str, delay: float = 0.0) -> tuple[
         turn = await listening
     if turn.first_audio_at is None:
         raise RuntimeError(f"no audio in the reply (status {turn.status}, heard {turn.heard!r})")
+    marks = {kind: at - speech_end for at, kind in reversed(turn.events)}
+    print(
+        f"    speech stopped {marks.get('input_audio_buffer.speech_stopped', float('nan')):.2f} s, transcript "
+        f"{marks.get('conversation.item.input_audio_transcription.completed', float('nan')):.2f} s, first words "
+        f"{marks.get('response.output_audio_transcript.delta', float('nan')):.2f} s"
+    )
     return turn.first_audio_at - speech_end, turn
 
 

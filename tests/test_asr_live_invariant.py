@@ -57,7 +57,9 @@ def build_stream(sentences: list[tuple[np.ndarray, list[str]]], rng: random.Rand
     for index, (speech, _) in enumerate(sentences):
         spans.append((position, position + len(speech)))
         tail = rng.uniform(0.0, 1.5) if index == len(sentences) - 1 else rng.uniform(1.0, 1.6)
-        pieces += [speech, noise.normal(0, 0.001, int(tail * RATE))]
+        # room tone under the speech too: no stretch of the stream (our TTS's silent pauses, a sentence used
+        # twice) is the same as another, so the fake decoder can tell where any decoded piece comes from
+        pieces += [speech + noise.normal(0, 0.001, len(speech)), noise.normal(0, 0.001, int(tail * RATE))]
         position += len(speech) + len(pieces[-1])
     ints = (np.clip(np.concatenate(pieces), -1, 1) * 32767).astype("<i2")
     samples = ints.astype(np.float32) / 32768.0
@@ -87,12 +89,11 @@ class CoveringDecoder:
         self.lock = threading.Lock()
 
     def locate(self, samples: np.ndarray) -> int:
-        head = samples[:32]
+        head = samples[:64]
         candidates = np.flatnonzero(self.stream.samples == head[0])
-        for start in candidates:
-            if np.array_equal(self.stream.samples[start : start + len(head)], head):
-                return int(start)
-        raise AssertionError("decoded samples are not part of the stream")
+        found = [int(start) for start in candidates if np.array_equal(self.stream.samples[start : start + 64], head)]
+        assert len(found) == 1, "decoded samples are not part of the stream, or not one place in it"
+        return found[0]
 
     def __call__(self, samples: np.ndarray, language: str | None, may_be_final: bool) -> tuple[str, str | None]:
         with self.lock:
