@@ -76,7 +76,9 @@ class AsrEngine(SingleModelEngine[AsrBackend]):
         self.ensure_ready()
         return self.live.open(sample_rate=sample_rate, language=language)
 
-    def _decode_live(self, samples: np.ndarray, language: str | None, may_be_final: bool) -> tuple[str, str | None]:
+    def _decode_live(
+        self, samples: np.ndarray, language: str | None, may_be_final: bool, said_before: str = ""
+    ) -> tuple[str, str | None]:
         """One utterance to text; the live decoder holds the model.
 
         Partials take the backend's fast utterance path; what may become a final does too unless
@@ -88,7 +90,9 @@ class AsrEngine(SingleModelEngine[AsrBackend]):
         outcome = "failed"
         try:
             fast = not may_be_final or self.settings.live.fast_finals
-            params = TranscriptionParams(language=language, utterance=fast, preview=not may_be_final)
+            params = TranscriptionParams(
+                language=language, utterance=fast, preview=not may_be_final, said_before=said_before
+            )
             info, segments = backend.transcribe(samples, params)
             text = "".join(segment.text for segment in segments).strip()
             outcome = "done"

@@ -112,7 +112,7 @@ class LiveDecoder:
                 lease = self._acquire()
                 started, cpu = time.monotonic(), time.process_time()
                 try:
-                    text, language = self._decode(job.samples, job.language, job.may_be_final)
+                    text, language = self._decode(job.samples, job.language, job.may_be_final, job.prefix)
                 finally:
                     lease.release()
                 log.debug(

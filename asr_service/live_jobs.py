@@ -15,8 +15,9 @@ import numpy as np
 from asr_service.pcm import RATE
 from common.errors import ApiError
 
-Decode = Callable[[np.ndarray, str | None, bool], tuple[str, str | None]]
-"""``decode(samples_16k, language, may_be_final) -> (text, language)``; the caller holds the model.
+Decode = Callable[[np.ndarray, str | None, bool, str], tuple[str, str | None]]
+"""``decode(samples_16k, language, may_be_final, said_before) -> (text, language)``; the caller holds the model.
+``said_before`` is the text of the utterance's kept beginning (empty for a whole utterance).
 
 A decode that may not be final (``may_be_final`` false) may give up on audio the model loops on and
 return no text; one that may be final never gives up."""

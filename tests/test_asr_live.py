@@ -29,7 +29,9 @@ class RecordingDecoder:
         self.gate.set()
         self.ending = ""
 
-    def __call__(self, samples: np.ndarray, language: str | None, may_be_final: bool) -> tuple[str, str | None]:
+    def __call__(
+        self, samples: np.ndarray, language: str | None, may_be_final: bool, said_before: str = ""
+    ) -> tuple[str, str | None]:
         self.gate.wait(10)
         self.calls.append((len(samples), language))
         return f"heard {len(samples) / RATE:.2f} s{self.ending}", language or "en"

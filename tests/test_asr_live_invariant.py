@@ -95,7 +95,9 @@ class CoveringDecoder:
         assert len(found) == 1, "decoded samples are not part of the stream, or not one place in it"
         return found[0]
 
-    def __call__(self, samples: np.ndarray, language: str | None, may_be_final: bool) -> tuple[str, str | None]:
+    def __call__(
+        self, samples: np.ndarray, language: str | None, may_be_final: bool, said_before: str = ""
+    ) -> tuple[str, str | None]:
         with self.lock:
             delay = len(samples) / RATE * self.seconds_per_second * self.rng.uniform(0.5, 1.5)
             gives_up = not may_be_final and self.rng.random() < self.give_up
@@ -216,7 +218,9 @@ def test_realtime_transcripts_carry_every_word(english_streams: list) -> None:
 def test_a_language_set_after_the_session_opened_reaches_every_decode() -> None:
     calls: list[str | None] = []
 
-    def decode(samples: np.ndarray, language: str | None, may_be_final: bool) -> tuple[str, str | None]:
+    def decode(
+        samples: np.ndarray, language: str | None, may_be_final: bool, said_before: str = ""
+    ) -> tuple[str, str | None]:
         calls.append(language)
         return "对", language or "ja"
 

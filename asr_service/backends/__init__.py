@@ -38,6 +38,8 @@ class TranscriptionParams:
     preview: bool = False
     """A partial transcript the next decode replaces: rather than take a slow path on audio it cannot decode
     cleanly (Whisper: a text that loops), the backend may return no text."""
+    said_before: str = ""
+    """For an utterance's later part: the text of its beginning, which the backend may use as context."""
 
 
 @dataclass(frozen=True)

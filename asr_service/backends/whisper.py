@@ -151,6 +151,7 @@ class WhisperBackend:
                 params.language,
                 self.options.utterance_beam_size,
                 give_up_on_loops=params.preview,
+                said_before=params.said_before,
             )
             if decoded is not None:
                 text, language = decoded

@@ -54,8 +54,18 @@ def repeats(text: str) -> bool:
     return max(grams.values(), default=0) >= 3
 
 
+PREVIOUS_TOKENS = 64
+"""At most this many tokens of the earlier text go into the prompt (Whisper allows 223)."""
+
+
 def decode_utterance(
-    model: Any, samples: np.ndarray, language: str | None, beam_size: int, *, give_up_on_loops: bool = False
+    model: Any,
+    samples: np.ndarray,
+    language: str | None,
+    beam_size: int,
+    *,
+    give_up_on_loops: bool = False,
+    said_before: str = "",
 ) -> tuple[str, str] | None:
     """Text and language of one utterance, or None when the caller should decode it the ordinary way.
 
@@ -65,6 +75,7 @@ def decode_utterance(
         language: the language to decode in, or None to detect it from this window.
         give_up_on_loops: a text that repeats itself gives no text instead of None (for partials, which
             the next decode replaces anyway: the ordinary decode would cost several partials' time).
+        said_before: the text just before these samples, as Whisper's previous-text prompt.
     """
     from faster_whisper.tokenizer import Tokenizer
     from faster_whisper.transcribe import get_ctranslate2_storage
@@ -80,9 +91,12 @@ def decode_utterance(
     if language is None:
         language = model.model.detect_language(encoded)[0][0][0][2:-2]
     tokenizer = Tokenizer(model.hf_tokenizer, model.model.is_multilingual, task="transcribe", language=language)
+    prompt = list(tokenizer.sot_sequence)
+    if said_before:
+        prompt = [tokenizer.sot_prev, *tokenizer.encode(" " + said_before.strip())[-PREVIOUS_TOKENS:], *prompt]
     result = model.model.generate(
         encoded,
-        [list(tokenizer.sot_sequence)],
+        [prompt],
         beam_size=beam_size,
         max_length=min(448, int(24 + 12 * duration)),
         suppress_blank=True,
