@@ -1,4 +1,8 @@
-"""One thread per engine that runs every live session's decodes on the shared model, most urgent first."""
+"""Threads that run every live session's decodes on the shared model, most urgent first.
+
+One thread by default; with a backend that batches, more (each session has at most one decode in flight,
+so several sessions' decodes reach the model together).
+"""
 
 from __future__ import annotations
 
@@ -18,7 +22,7 @@ log = logging.getLogger("suite.asr.live")
 
 
 class LiveDecoder:
-    """One thread that runs every live session's decodes on the shared model, most urgent first."""
+    """Threads that run every live session's decodes on the shared model, most urgent first."""
 
     def __init__(self, decode: Decode, limits: LiveLimits, acquire: Callable[[], Any]) -> None:
         self.limits = limits
@@ -28,8 +32,15 @@ class LiveDecoder:
         self._wake = threading.Condition()
         self._stopped = False
         self._draining = False
-        self._thread = threading.Thread(target=self._run, name="live-decoder", daemon=True)
-        self._thread.start()
+        self._threads: list[threading.Thread] = []
+        self.add_workers(1)
+
+    def add_workers(self, count: int) -> None:
+        """Start ``count`` more decoding threads (for a backend that decodes several at once)."""
+        for _ in range(max(0, count)):
+            thread = threading.Thread(target=self._run, name=f"live-decoder-{len(self._threads)}", daemon=True)
+            self._threads.append(thread)
+            thread.start()
 
     def open(self, *, sample_rate: int = RATE, language: str | None = None) -> LiveSession:
         """Start a session.
@@ -53,13 +64,13 @@ class LiveDecoder:
         return len(self._sessions)
 
     def alive(self) -> bool:
-        """Whether the decoding thread runs."""
-        return self._thread.is_alive()
+        """Whether every decoding thread runs."""
+        return all(thread.is_alive() for thread in self._threads)
 
     def wake(self) -> None:
-        """Tell the thread a session may have work."""
+        """Tell the threads a session may have work."""
         with self._wake:
-            self._wake.notify()
+            self._wake.notify_all()
 
     def remove(self, session: LiveSession) -> None:
         """Forget a session."""
@@ -85,7 +96,7 @@ class LiveDecoder:
             session.commit()
 
     def stop(self) -> None:
-        """End the thread; open sessions get an error event."""
+        """End the threads; open sessions get an error event."""
         with self._wake:
             self._stopped = True
             sessions = list(self._sessions)
