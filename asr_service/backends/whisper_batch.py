@@ -23,7 +23,7 @@ import itertools
 import logging
 import threading
 import time
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -47,7 +47,7 @@ def urgent() -> Iterator[None]:
         _local.urgent = before
 
 
-@dataclass
+@dataclass(eq=False)  # calls are told apart by identity (their arrays cannot be compared)
 class _Call:
     method: str
     key: tuple[Any, ...] | None
@@ -92,6 +92,8 @@ class BatchedWhisper:
         self._callers = 0
         self._closed = False
         self._last_urgent = False
+        self.generate_batches: Counter[int] = Counter()
+        """How many ``generate`` batches of each size ran (for tests and logs)."""
         self._thread = threading.Thread(target=self._run, name="whisper-batch", daemon=True)
         self._thread.start()
 
@@ -173,8 +175,10 @@ class BatchedWhisper:
                         break
                     self._cond.wait(left)
                     first = self._first()
-            group = self._compatible(first) if first.key is not None else [first]
-            group = sorted(group, key=lambda c: c.rank)[: self.max_batch]
+            group = [first]
+            if first.key is not None:
+                others = sorted((c for c in self._compatible(first) if c is not first), key=lambda c: c.rank)
+                group += others[: self.max_batch - 1]
             for call in group:
                 self._pending.remove(call)
             self._last_urgent = first.urgent
@@ -208,6 +212,8 @@ class BatchedWhisper:
                         call.future.set_exception(exc)
 
     def _resolve(self, group: list[_Call]) -> None:
+        if group[0].method == "generate":
+            self.generate_batches[len(group)] += 1
         if len(group) == 1:
             call = group[0]
             call.future.set_result(getattr(self._model, call.method)(*call.args, **call.kwargs))
@@ -226,7 +232,9 @@ class EncodeMemo:
 
     Detecting the language of a file's first piece encodes that window, and decoding the piece encodes the
     same window again (faster-whisper's ``transcribe`` cannot take an encoder output): the second time is
-    answered from here. Features are compared in full, so a hit is exactly the same input.
+    answered from here. Features are compared in full, so a hit is exactly the same input. An output answers
+    once and is then forgotten: the memo spares a request's own second encode, it never carries one request's
+    work over to another that sends the same audio later (which would flatter a benchmark that repeats files).
     """
 
     def __init__(self, model: Any, size: int = 8) -> None:
@@ -244,7 +252,7 @@ class EncodeMemo:
         array = np.asarray(features)
         key = hashlib.blake2b(array.tobytes(), digest_size=16).digest()
         with self._lock:
-            known = self._memo.get(key)
+            known = self._memo.pop(key, None)
         if known is not None and known[0].shape == array.shape and np.array_equal(known[0], array):
             self.hits += 1
             return known[1]

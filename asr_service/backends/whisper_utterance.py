@@ -84,7 +84,7 @@ def decode_utterance(
         encoded,
         [list(tokenizer.sot_sequence)],
         beam_size=beam_size,
-        max_length=min(448, int(24 + 12 * duration)),
+        max_length=min(448, int(24 + 12 * (window - TAIL_S))),  # by window, so that utterances batch
         suppress_blank=True,
         suppress_tokens=[-1],
     )
