@@ -6,6 +6,7 @@ concurrent requests, a bad upload among good ones, a client that leaves mid-batc
 
 from __future__ import annotations
 
+import random
 import threading
 import time
 from collections.abc import Callable
@@ -210,3 +211,55 @@ def test_a_client_that_leaves_mid_batch_frees_its_slot(tmp_path: Path) -> None:
             short = librivox_clips()[0][0].read_bytes()
             assert client.post("/asr", files={"file": ("a.wav", short)}).status_code == 200
         staying.join(300)
+
+
+class Overlapping:
+    """Wraps a live decode function and records how many of its calls ran at once, at most."""
+
+    def __init__(self, decode: Callable[[np.ndarray, str | None, bool], tuple[str, str | None]]) -> None:
+        self.decode = decode
+        self.running = self.most = 0
+        self.lock = threading.Lock()
+
+    def __call__(self, samples: np.ndarray, language: str | None, may_be_final: bool) -> tuple[str, str | None]:
+        with self.lock:
+            self.running += 1
+            self.most = max(self.most, self.running)
+        try:
+            return self.decode(samples, language, may_be_final)
+        finally:
+            with self.lock:
+                self.running -= 1
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_live_sessions_decoded_in_batches_never_lose_a_final(seed: int) -> None:
+    from asr_service.live_decoder import LiveDecoder
+    from asr_service.live_limits import LiveLimits
+    from common.model_slot import Lease
+    from harness.speech import read_wav, trimmed
+    from tests.shared import drain
+    from tests.test_asr_live_invariant import CoveringDecoder, build_stream, frames
+
+    clips = [(trimmed(read_wav(path)), text.split()) for path, text in librivox_clips()]
+    rng = random.Random(seed)
+    stream = build_stream(rng.sample(clips, 3), rng, unspaced=False)
+    decode = Overlapping(CoveringDecoder(stream, rng, give_up=1.0, real_time_factor=0.3, speed=20.0))
+    decoder = LiveDecoder(decode, LiveLimits(max_sessions=4), lambda: Lease(lambda: None))
+    decoder.allow_batches(4)
+    try:
+        sessions = [decoder.open(language="en") for _ in range(4)]
+        for frame in frames(stream.pcm, rng):  # the same speech to all four, in step: finals fall due together
+            for session in sessions:
+                session.feed(frame)
+            time.sleep(len(frame) / 2 / 16000 / 20)
+        for session in sessions:
+            session.finish()
+        words = " ".join(w for _, w in stream.words)
+        for session in sessions:
+            events = drain(session, timeout=60)
+            assert not any("error" in e for e in events), events
+            assert " ".join(e["text"] for e in events if e.get("final")) == words, "words lost"
+    finally:
+        decoder.stop()
+    assert decode.most > 1, "finals due together were decoded together"
