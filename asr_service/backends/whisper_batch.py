@@ -8,7 +8,8 @@ run unchanged, each in its caller's thread. Every model call is queued to one wo
   as one batch: on 2 cores, 8 beam-5 decodes together cost 0.27 s each against 0.80 s alone;
 - ``encode`` (no gain from batching on CPU: its cost per window stays flat), ``detect_language`` and
   ``align`` run one at a time, in order, so a live decode can slip in between them;
-- calls made under :func:`urgent` (live transcription) go first, taking turns with the others.
+- calls made under :func:`urgent` (live transcription) go first, taking turns with the others; among
+  them a started decode's ``generate`` goes before another's ``encode``.
 
 Before a batch of ``generate`` calls the worker waits at most ``max_wait_s`` for callers that are busy
 between two calls (see :meth:`BatchedWhisper.caller`); with no other caller it never waits, so a lone
@@ -59,8 +60,11 @@ class _Call:
     order: int = field(default_factory=lambda: next(_order))
 
     @property
-    def rank(self) -> tuple[bool, int]:
-        return (not self.urgent, self.order)
+    def rank(self) -> tuple[bool, bool, int]:
+        """Urgent calls first, and among them a decode that has started (``generate``) before a new one's
+        ``encode``: a live final is not held back by the encodes of others due with it. Others in order, so
+        that concurrent requests move in step and their ``generate`` calls meet."""
+        return (not self.urgent, self.urgent and self.method != "generate", self.order)
 
 
 def _frozen(value: Any) -> Any:
