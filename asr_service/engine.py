@@ -1,4 +1,8 @@
-"""The ASR engine: decode uploads, run the backend one file at a time, stream segments. No HTTP here.
+"""The ASR engine: decode uploads, run the backend, stream segments. No HTTP here.
+
+A backend that batches (``max_batch`` > 1, e.g. Whisper) serves that many requests at once, and live
+decodes run beside them (the backend orders and batches the model calls); any other backend serves one
+request at a time, live decodes taking turns with it.
 
 >>> engine = AsrEngine(AsrSettings.load()); engine.start(background=False)
 >>> engine.transcribe(open("speech.wav", "rb").read()).text
@@ -23,7 +27,8 @@ from asr_service.text import chinese_punctuation
 from common.audio import Audio, decode_audio
 from common.errors import BadRequest
 from common.lifecycle import SingleModelEngine
-from common.model_slot import LeasedStream, collect
+from common.model_slot import Lease, LeasedStream, ModelSlot, collect
+from common.slot_pool import SlotPool
 
 log = logging.getLogger("suite.asr")
 SAMPLE_RATE = 16000
@@ -58,13 +63,44 @@ class TranscriptStream:
 
 
 class AsrEngine(SingleModelEngine[AsrBackend]):
-    """One backend, used by one request at a time behind a bounded wait queue."""
+    """One backend, used by ``max_batch`` requests at a time (1 unless it batches) behind a bounded wait queue."""
 
     settings: AsrSettings
+    slot: ModelSlot | SlotPool  # type: ignore[assignment]
 
     def __init__(self, settings: AsrSettings) -> None:
         super().__init__(settings)
-        self.live = LiveDecoder(self._decode_live, settings.live, lambda: self.slot.acquire(priority=True))
+        self._batching = False
+        self.live = LiveDecoder(self._decode_live, settings.live, self._live_lease)
+
+    def _load(self) -> None:
+        super()._load()
+        batch = int(getattr(self._backend, "max_batch", 1))
+        if batch <= 1:
+            return
+        settings = self.settings
+        limits, threads = settings.limits, settings.server.threads
+        if threads <= limits.max_waiting + batch + settings.live.max_sessions:
+            backend, self._backend = self._backend, None
+            if backend is not None:
+                backend.close()
+            raise ValueError(
+                f"server.threads ({threads}) must exceed limits.max_waiting ({limits.max_waiting}) + the batch "
+                f"({batch}) + live.max_sessions ({settings.live.max_sessions}) so that requests past the queue get 429"
+            )
+        self.slot = SlotPool(
+            settings.model_name, capacity=batch, max_waiting=limits.max_waiting, wait_timeout=limits.wait_timeout_s
+        )
+        self._batching = True
+        self.live.allow_batches(min(batch, settings.live.max_sessions))
+
+    def _live_lease(self) -> Lease:
+        """A batching backend orders live decodes itself (they go first); otherwise they take turns for the model."""
+        if self._batching:
+            return Lease(lambda: None)
+        slot = self.slot
+        assert isinstance(slot, ModelSlot)
+        return slot.acquire(priority=True)
 
     def open_live(self, *, sample_rate: int = SAMPLE_RATE, language: str | None = None) -> LiveSession:
         """Start a live session (feed it PCM, read its events); close it when the client goes.
@@ -183,8 +219,9 @@ class AsrEngine(SingleModelEngine[AsrBackend]):
         }
 
     def workers_alive(self) -> bool:
-        """The live decoder thread runs."""
-        return self.live.alive()
+        """The live decoder threads (and the backend's batching worker, if any) run."""
+        alive = getattr(self._backend, "alive", None)
+        return self.live.alive() and (alive is None or bool(alive()))
 
     def queue_depths(self) -> dict[str, Callable[[], int]]:
         """Requests waiting for the model, and open live sessions."""

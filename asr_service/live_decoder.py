@@ -1,4 +1,9 @@
-"""One thread per engine that runs every live session's decodes on the shared model, most urgent first."""
+"""One thread per engine that runs every live session's decodes on the shared model, most urgent first.
+
+With a backend that batches, the finals of several sessions that are ready at the same moment are decoded
+together (their model calls meet in the backend's batch); a partial is always decoded alone, so it never
+holds up a final for longer than one short decode.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from asr_service.live import LiveSession
@@ -28,8 +34,16 @@ class LiveDecoder:
         self._wake = threading.Condition()
         self._stopped = False
         self._draining = False
+        self._batch = 1
+        self._helpers: ThreadPoolExecutor | None = None
         self._thread = threading.Thread(target=self._run, name="live-decoder", daemon=True)
         self._thread.start()
+
+    def allow_batches(self, size: int) -> None:
+        """Decode up to ``size`` sessions' finals at once (for a backend that batches concurrent decodes)."""
+        if size > 1 and self._helpers is None:
+            self._helpers = ThreadPoolExecutor(size - 1, thread_name_prefix="live-batch")
+            self._batch = size
 
     def open(self, *, sample_rate: int = RATE, language: str | None = None) -> LiveSession:
         """Start a session.
@@ -57,9 +71,9 @@ class LiveDecoder:
         return self._thread.is_alive()
 
     def wake(self) -> None:
-        """Tell the thread a session may have work."""
+        """Tell the threads a session may have work."""
         with self._wake:
-            self._wake.notify()
+            self._wake.notify_all()
 
     def remove(self, session: LiveSession) -> None:
         """Forget a session."""
@@ -92,47 +106,69 @@ class LiveDecoder:
             self._wake.notify_all()
         for session in sessions:
             session.fail(ServiceUnavailable("the service is shutting down", code="shutting_down"))
+        if self._helpers is not None:
+            self._helpers.shutdown(wait=False)
 
-    def _next(self) -> DecodeJob | None:
+    def _next(self) -> list[DecodeJob] | None:
+        """The most urgent decode; when it may be a final, with other sessions' ready finals (up to the batch)."""
         with self._wake:
             while not self._stopped:
-                ready = [s for s in self._sessions if s.has_work()]
-                if ready:
-                    job = min(ready, key=LiveSession.oldest_request).next_job()
+                ready = sorted((s for s in self._sessions if s.has_work()), key=LiveSession.oldest_request)
+                jobs: list[DecodeJob] = []
+                for session in ready:
+                    if jobs and (len(jobs) >= self._batch or not jobs[0].may_be_final):
+                        break
+                    if jobs and session.oldest_request()[0] > 1:  # a partial: never batched with finals
+                        break
+                    job = session.next_job()
                     if job is not None:
-                        return job
-                    continue
-                self._wake.wait(1.0)
+                        jobs.append(job)
+                if jobs:
+                    return jobs
+                if not ready:
+                    self._wake.wait(1.0)
         return None
 
     def _run(self) -> None:
-        while (job := self._next()) is not None:
+        while (jobs := self._next()) is not None:
+            helpers = self._helpers
+            if helpers is None or len(jobs) == 1:
+                for job in jobs:
+                    self._decode_one(job)
+                continue
+            others = [helpers.submit(self._decode_one, job) for job in jobs[1:]]
+            self._decode_one(jobs[0])
+            for other in others:
+                other.result()
+
+    def _decode_one(self, job: DecodeJob) -> None:
+        """Decode one job and hand its result (or its failure) to its session; never raises."""
+        try:
+            waited = time.monotonic()
+            lease = self._acquire()
+            started, cpu = time.monotonic(), time.process_time()
             try:
-                waited = time.monotonic()
-                lease = self._acquire()
-                started, cpu = time.monotonic(), time.process_time()
-                try:
-                    text, language = self._decode(job.samples, job.language, job.may_be_final, job.prefix)
-                finally:
-                    lease.release()
-                log.debug(
-                    "%s: %s of %.2f s audio, queued %.2f s, waited %.2f s, decoded in %.2f s (process CPU %.2f s)",
-                    job.session.id,
-                    "final" if job.final else "candidate" if job.may_be_final else "partial",
-                    len(job.samples) / RATE,
-                    waited - job.requested,
-                    started - waited,
-                    time.monotonic() - started,
-                    time.process_time() - cpu,
-                )
-            except ApiError as exc:
-                if job.final:
-                    job.session.fail(exc)
-                else:
-                    job.session.dropped(job)
-                continue
-            except Exception as exc:  # keep serving the other sessions
-                log.exception("live decode failed")
-                job.session.fail(ApiError(f"decoding failed: {type(exc).__name__}", code="decode_failed"))
-                continue
-            job.session.deliver(job, text, language)
+                text, language = self._decode(job.samples, job.language, job.may_be_final, job.prefix)
+            finally:
+                lease.release()
+            log.debug(
+                "%s: %s of %.2f s audio, queued %.2f s, waited %.2f s, decoded in %.2f s (process CPU %.2f s)",
+                job.session.id,
+                "final" if job.final else "candidate" if job.may_be_final else "partial",
+                len(job.samples) / RATE,
+                waited - job.requested,
+                started - waited,
+                time.monotonic() - started,
+                time.process_time() - cpu,
+            )
+        except ApiError as exc:
+            if job.final:
+                job.session.fail(exc)
+            else:
+                job.session.dropped(job)
+            return
+        except Exception as exc:  # keep serving the other sessions
+            log.exception("live decode failed")
+            job.session.fail(ApiError(f"decoding failed: {type(exc).__name__}", code="decode_failed"))
+            return
+        job.session.deliver(job, text, language)

@@ -20,9 +20,9 @@ class DecodeQueue:
         self._finals: list[DecodeJob] = []
 
     def next_job(self) -> DecodeJob | None:
-        """The most urgent decode, removed from the session (finals first)."""
+        """The most urgent decode, removed from the session (finals first); None while one is in flight."""
         with self._lock:
-            if self._closed:
+            if self._closed or self._inflight is not None:
                 return None
             if self._finals:
                 job: DecodeJob | None = self._finals[0]
@@ -40,8 +40,8 @@ class DecodeQueue:
                 self._inflight = None
 
     def has_work(self) -> bool:
-        """Whether a decode is waiting."""
-        return not self._closed and (bool(self._finals) or self._partial is not None)
+        """Whether a decode is waiting and none is in flight (a session's decodes run one after another)."""
+        return not self._closed and self._inflight is None and (bool(self._finals) or self._partial is not None)
 
     def oldest_request(self) -> tuple[int, float]:
         """Sort key for the decoder: finals, then speculative finals, then partials; oldest first within each."""

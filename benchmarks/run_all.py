@@ -1,6 +1,7 @@
 """Run every benchmark and print one table: metric, measured value, goal, pass/fail.
 
-    .venv/bin/python benchmarks/run_all.py [--only embedding,asr,live,llm,tts,voice] [--quick] [--json results.json]
+    .venv/bin/python benchmarks/run_all.py [--only embedding,asr,batching,live,llm,tts,voice] [--quick]
+        [--json results.json]
 
 Each benchmark measures its ratios side by side in one run and stops by itself (a few minutes each on
 2 cores, the live and voice ones longer); they run one after another so they never compete for the cores.
@@ -29,6 +30,7 @@ from benchmarks.shared import verdicts  # noqa: E402
 BENCHMARKS = {
     "embedding": "embedding_bench.py",
     "asr": "asr_bench.py",
+    "batching": "asr_batching.py",
     "live": "live_bench.py",
     "llm": "llm_bench.py",
     "tts": "tts_bench.py",
@@ -37,6 +39,7 @@ BENCHMARKS = {
 QUICK = {
     "embedding": ["--seconds", "2", "--no-peer"],
     "asr": ["--rounds", "1"],
+    "batching": ["--rounds", "1", "--load-seconds", "10"],
     "live": ["--no-peer", "--no-chinese", "--load-seconds", "10", "--sessions", "2"],
     "llm": ["--rounds", "1", "--conversations", "1", "--max-tokens", "32"],
     "tts": ["--rounds", "1"],

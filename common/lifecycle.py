@@ -183,12 +183,12 @@ class SingleModelEngine(ModelEngine, Generic[BackendT]):
         raise model_not_found(name, self.model_names)
 
     def queue_depths(self) -> dict[str, Callable[[], int]]:
-        """Requests waiting for the model."""
-        return {self.settings.model_name: self.slot.depth}
+        """Requests waiting for the model (read through :attr:`slot` at each call: loading may replace it)."""
+        return {self.settings.model_name: lambda: self.slot.depth()}
 
     def models_in_use(self) -> dict[str, Callable[[], int]]:
-        """Whether the model is taken."""
-        return {self.settings.model_name: self.slot.in_use}
+        """Callers holding the model (1 at most unless a batching engine's pool holds several)."""
+        return {self.settings.model_name: lambda: self.slot.in_use()}
 
     def observe_call(self, started: float, outcome: str) -> None:
         """Report one model call that began at ``started`` (``time.perf_counter()``) and ended ``outcome``:

@@ -61,7 +61,7 @@ class ServiceMetrics:
         )
         self.in_use = Gauge(
             "engine_model_in_use",
-            "1 while a model that serves one request at a time is taken.",
+            "Requests holding the model (1 at most where it serves one at a time, up to the batch where it batches).",
             ["service", "queue"],
             registry=self.registry,
         )
@@ -88,7 +88,7 @@ class ServiceMetrics:
         self.queue_depth.labels(self.service, queue).set_function(depth)
 
     def track_in_use(self, queue: str, in_use: Callable[[], int]) -> None:
-        """Export ``in_use()`` (0 or 1) as whether the queue's model is taken, at scrape time."""
+        """Export ``in_use()`` (requests holding the queue's model) at scrape time."""
         self.in_use.labels(self.service, queue).set_function(in_use)
 
     def observe_stopped(self, queue: str) -> None:

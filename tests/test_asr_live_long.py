@@ -43,7 +43,7 @@ def paced_events(
     decoder = engine.live
     if partial_interval_s is not None:
         limits = engine.settings.live.model_copy(update={"partial_interval_s": partial_interval_s})
-        decoder = LiveDecoder(engine._decode_live, limits, lambda: engine.slot.acquire(priority=True))
+        decoder = LiveDecoder(engine._decode_live, limits, engine._live_lease)
     session = decoder.open(language=language)
     data = pcm(np.concatenate([np.zeros(RATE // 2, np.float32), audio, np.zeros(3 * RATE, np.float32)]))
     try:

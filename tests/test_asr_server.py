@@ -101,7 +101,9 @@ def test_client_disconnect_stops_decoding(asr_server: RunningService, long_wav: 
 
 @pytest.mark.faults
 def test_full_queue_is_429_then_recovers(tmp_path: Path, long_wav: bytes) -> None:
-    with launch("asr", tmp_path, env={"ASR__LIMITS__MAX_WAITING": "0"}) as service:
+    # one request at a time; the batched pool's bound is in test_asr_batching
+    env = {"ASR__LIMITS__MAX_WAITING": "0", "ASR__OPTIONS__BATCH_SIZE": "1"}
+    with launch("asr", tmp_path, env=env) as service:
         busy = threading.Thread(
             target=lambda: httpx.post(f"{service.url}/asr", files={"file": ("l.wav", long_wav)}, timeout=120)
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import shutil
 from collections.abc import Iterator
@@ -12,6 +13,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from asr_service.backends import Segment, TranscriptInfo, TranscriptionParams, Word
+from asr_service.backends.whisper_batch import BatchedWhisper, EncodeMemo, urgent
 from asr_service.backends.whisper_utterance import decode_utterance
 from common.bundled import assemble, cache_dir, package_dir, resolve_model_path
 from common.errors import BadRequest
@@ -49,6 +51,11 @@ class WhisperOptions(BaseModel):
     """With VAD, later speech is decoded in pieces of at most this long (Whisper's window is 30 s)."""
     chinese_script: Literal["simplified", "traditional"] = "simplified"
     """Whisper writes Chinese in Traditional characters by default; convert to Simplified unless asked."""
+    batch_size: int = Field(default=8, ge=1, le=32)
+    """Requests (and live decodes) decoded at once: their decoder steps that are ready together run as one
+    batch. 1: one request at a time, as without batching."""
+    batch_wait_s: float = Field(default=0.05, ge=0, le=1)
+    """Longest wait for a busy request's decode to join a batch (never waited for a lone request)."""
 
 
 def prepare_bundled_base() -> Path:
@@ -113,11 +120,27 @@ class WhisperBackend:
             num_workers=1,
             local_files_only=True,
         )
+        self._model.model = EncodeMemo(self._model.model)
+        self._batched: BatchedWhisper | None = None
+        if self.options.batch_size > 1:
+            self._batched = BatchedWhisper(
+                self._model.model, max_batch=self.options.batch_size, max_wait_s=self.options.batch_wait_s
+            )
+            self._model.model = self._batched
         self._to_simplified = None
         if self.options.chinese_script == "simplified":
             from opencc import OpenCC
 
             self._to_simplified = OpenCC("t2s")
+
+    @property
+    def max_batch(self) -> int:
+        """Requests that may decode at once (their model calls are batched); 1 without batching."""
+        return self._batched.max_batch if self._batched is not None else 1
+
+    def alive(self) -> bool:
+        """Whether the batching worker (if any) runs."""
+        return self._batched is None or self._batched.alive
 
     def transcribe(self, samples: np.ndarray, params: TranscriptionParams) -> tuple[TranscriptInfo, Iterator[Segment]]:
         """Start decoding; with VAD (the default) speech is decoded piece by piece, lazily.
@@ -127,6 +150,34 @@ class WhisperBackend:
         Raises:
             BadRequest: a language Whisper does not know.
         """
+        with self._decoding(params):
+            info, segments = self._transcribe(samples, params)
+        return info, self._lazily(segments, params)
+
+    @contextlib.contextmanager
+    def _decoding(self, params: TranscriptionParams) -> Iterator[None]:
+        """While this thread decodes: a caller batches wait for, and urgent if it is a live utterance."""
+        with contextlib.ExitStack() as stack:
+            if self._batched is not None:
+                stack.enter_context(self._batched.caller())
+            if params.utterance:
+                stack.enter_context(urgent())
+            yield
+
+    def _lazily(self, segments: Iterator[Segment], params: TranscriptionParams) -> Iterator[Segment]:
+        try:
+            while True:
+                with self._decoding(params):
+                    segment = next(segments, None)
+                if segment is None:
+                    return
+                yield segment
+        finally:
+            close = getattr(segments, "close", None)
+            if close is not None:
+                close()
+
+    def _transcribe(self, samples: np.ndarray, params: TranscriptionParams) -> tuple[TranscriptInfo, Iterator[Segment]]:
         if params.language is not None and params.language not in self._model.supported_languages:
             raise BadRequest(
                 f"language {params.language!r} is not supported; use one of "
@@ -166,7 +217,11 @@ class WhisperBackend:
         language = params.language
         if language is None and pieces:
             start, end = pieces[0]
-            language = self._model.detect_language(samples[start:end])[0]
+            # the very window the piece's decode will encode (its features but the last frame), so that
+            # decode finds the encoder output in the memo instead of encoding it again
+            features = self._model.feature_extractor(samples[start:end])
+            window = max(1, min(self._model.feature_extractor.nb_max_frames, features.shape[-1] - 1))
+            language = self._model.detect_language(features=features[:, :window])[0]
         convert = self._to_simplified if language == "zh" else None
         return TranscriptInfo(language, duration), self._pieces(samples, pieces, language, kwargs, convert)
 
@@ -207,5 +262,7 @@ class WhisperBackend:
             yield Segment(index, offset + float(seg.start), offset + float(seg.end), fix(seg.text), words, extra)
 
     def close(self) -> None:
-        """Drop the model."""
+        """Stop the batching worker and drop the model."""
+        if self._batched is not None:
+            self._batched.close()
         del self._model

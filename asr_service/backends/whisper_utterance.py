@@ -98,7 +98,7 @@ def decode_utterance(
         encoded,
         [prompt],
         beam_size=beam_size,
-        max_length=min(448, int(24 + 12 * duration)),
+        max_length=min(448, int(24 + 12 * (window - TAIL_S))),  # by window, so that utterances batch
         suppress_blank=True,
         suppress_tokens=[-1],
     )
