@@ -23,7 +23,6 @@ import shutil
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -225,7 +224,4 @@ def report(
 
 
 if __name__ == "__main__":
-    started = time.monotonic()
-    code = main()
-    print(f"({time.monotonic() - started:.0f} s)")
-    raise SystemExit(code)
+    raise SystemExit(main())

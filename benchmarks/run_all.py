@@ -35,6 +35,7 @@ BENCHMARKS = {
     "llm": "llm_bench.py",
     "tts": "tts_bench.py",
     "voice": "voice_bench.py",
+    "agent": "agent_bench.py",
 }
 QUICK = {
     "embedding": ["--seconds", "2", "--no-peer"],
@@ -44,6 +45,7 @@ QUICK = {
     "llm": ["--rounds", "1", "--conversations", "1", "--max-tokens", "32"],
     "tts": ["--rounds", "1"],
     "voice": ["--rounds", "1"],
+    "agent": ["--rounds", "1", "--no-console"],
 }
 """Each benchmark's shortest mode, for ``--quick``."""
 
