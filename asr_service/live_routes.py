@@ -5,7 +5,6 @@ The routes only move frames and events; the session (``asr_service.live``) does 
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from typing import Any
@@ -21,7 +20,7 @@ from common.app import current_engine, service_context
 from common.errors import ApiError, BadRequest, PayloadTooLarge, Unauthorized
 from common.openapi import ApiBlueprint
 from common.validation import validate
-from common.websocket import Socket, authorized, close_code, websocket_route
+from common.websocket import Socket, authorized, close_code, json_object, websocket_route
 
 POLL_S = 0.02
 """How often the connection thread checks for new events while no frame arrives."""
@@ -104,7 +103,7 @@ def pump(
                 last_audio = time.monotonic()
                 session.feed(message)
             else:
-                on_text(_json_object(message))
+                on_text(json_object(message))
                 last_audio = time.monotonic()
     except ApiError as error:
         session.fail(error)
@@ -113,16 +112,6 @@ def pump(
         socket.close(close_code(error.status), error.message[:120])
     finally:
         session.close()
-
-
-def _json_object(message: str) -> dict[str, Any]:
-    try:
-        data = json.loads(message)
-    except ValueError:
-        raise BadRequest("text frame is not valid JSON", code="invalid_json") from None
-    if not isinstance(data, dict):
-        raise BadRequest("text frame must be a JSON object", code="invalid_json")
-    return data
 
 
 @websocket_route(live_routes, "/asr/live", max_message_bytes=4 * 1024 * 1024)

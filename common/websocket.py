@@ -23,7 +23,7 @@ from flask import Response, request
 from simple_websocket import ConnectionClosed, Server
 
 from common.auth import bearer_token, key_matches
-from common.errors import ApiError
+from common.errors import ApiError, BadRequest
 from common.openapi import ApiBlueprint
 
 log = logging.getLogger("suite.websocket")
@@ -70,6 +70,21 @@ def close_code(status: int) -> int:
     if status >= 500:
         return CLOSE_SERVER_ERROR
     return CLOSE_POLICY
+
+
+def json_object(message: str) -> dict[str, Any]:
+    """A text frame parsed as one JSON object.
+
+    Raises:
+        BadRequest: not JSON, or not an object (code ``invalid_json``).
+    """
+    try:
+        data = json.loads(message)
+    except ValueError:
+        raise BadRequest("text frame is not valid JSON", code="invalid_json") from None
+    if not isinstance(data, dict):
+        raise BadRequest("text frame must be a JSON object", code="invalid_json")
+    return data
 
 
 def authorized(expected: str | None) -> bool:

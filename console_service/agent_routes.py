@@ -6,7 +6,6 @@ gets an ``error`` event naming it and the session goes on; a lost client ends th
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from typing import Any
@@ -16,7 +15,7 @@ from flask import request
 from common.app import current_engine, service_context
 from common.errors import ApiError, BadRequest, Overloaded, Unauthorized
 from common.openapi import ApiBlueprint
-from common.websocket import Socket, authorized, websocket_route
+from common.websocket import Socket, authorized, json_object, websocket_route
 from console_service.agent import AgentSession
 from console_service.engine import ConsoleEngine
 
@@ -78,7 +77,7 @@ def _serve(socket: Socket, session: AgentSession, send: Any) -> None:
                 raise BadRequest(
                     "binary frames are not part of this protocol; send JSON events", code="unexpected_binary"
                 )
-            event = _json_object(message)
+            event = json_object(message)
             session.on_client_event(event)
         except ApiError as error:
             client_event = event.get("event_id") if isinstance(event.get("event_id"), str) else None
@@ -105,13 +104,3 @@ def _serve(socket: Socket, session: AgentSession, send: Any) -> None:
             }
         )
         socket.close(code, session.end_reason[:120])
-
-
-def _json_object(message: str) -> dict[str, Any]:
-    try:
-        data = json.loads(message)
-    except ValueError:
-        raise BadRequest("the event is not valid JSON", code="invalid_json") from None
-    if not isinstance(data, dict):
-        raise BadRequest("an event must be a JSON object", code="invalid_json")
-    return data
