@@ -317,11 +317,26 @@ def test_going_on_after_a_pause_cuts_the_answer_where_it_was_heard(suite, playwr
 
 
 def test_with_the_llm_stopped_the_page_says_so_and_still_transcribes(suite, questions, playwright) -> None:
-    llm = suite["llm"]  # the last test of the module: the LLM stays stopped
-    stopped = subprocess.run(
-        [sys.executable, str(SERVICES_PY), "stop", "llm"], env=llm.env, capture_output=True, text=True, timeout=120
+    llm = suite["llm"]
+    services = lambda action: subprocess.run(  # noqa: E731
+        [sys.executable, str(SERVICES_PY), "--wait", "300", action, "llm"],
+        env=llm.env,
+        capture_output=True,
+        text=True,
+        timeout=400,
     )
+    stopped = services("stop")
     assert stopped.returncode == 0, stopped.stderr
+    try:
+        llm_stopped(suite, questions, playwright)
+    finally:
+        started = services("start")  # the suite is shared with the session's other tests
+        assert started.returncode == 0, started.stdout + started.stderr
+
+
+def llm_stopped(suite, questions, playwright) -> None:
+    """With the LLM down, the page says so (its URL) and still shows what was heard."""
+    llm = suite["llm"]
     with browser(playwright, questions["english"]) as context:
         page = open_console(context, suite["console"].url)
         page.wait_for_function(f"{query('status')}.querySelector('[data-service=llm]').dataset.state === 'down'")
