@@ -118,6 +118,13 @@ def check_spoken_answer(page: Any, name: str) -> None:
     assert float(reply["playedSeconds"]) > 1.0 and float(reply["playedSeconds"]) >= float(reply["queuedSeconds"]) - 0.1
 
 
+def asked(page: Any) -> list[str]:
+    """What the person said, turn by turn: the history's questions and the current one. A pause inside a
+    question ends a turn; when some of the answer to the first part was heard, the agent keeps two turns."""
+    turns = f"[...document.querySelectorAll('#history li.user'), {query('final')}]"
+    return page.evaluate(f"{turns}.map((e) => e.textContent.trim())")
+
+
 def agent_events(page: Any) -> dict[str, list[dict]]:
     """The voice agent events the page sends (``sent``) and receives (``received``) from now on, audio aside."""
     events: dict[str, list[dict]] = {"sent": [], "received": []}
@@ -150,7 +157,7 @@ def test_english_question_is_heard_answered_and_spoken(suite, questions, playwri
         events = agent_events(page)
         ask_hands_free(page)
         check_spoken_answer(page, "english")
-        heard = text_of(page, "final")  # read once answered: a pause may have made it two finals, one question
+        heard = " ".join(asked(page))  # read once answered: a pause may have made it two turns
         assert word_error_rate(ENGLISH, heard) <= 0.15, heard
         updates = session_updates(events)
         assert updates and all(update["temperature"] == 0 for update in updates), updates
@@ -169,7 +176,7 @@ def test_chinese_question_is_heard_answered_and_spoken(suite, questions, playwri
         events = agent_events(page)
         ask_hands_free(page, "zh")
         check_spoken_answer(page, "chinese")
-        heard = text_of(page, "final")
+        heard = "".join(asked(page))  # a pause may have made it two turns
         assert character_error_rate(CHINESE, heard) <= 0.30, heard
         updates = session_updates(events)
         assert updates and all(update["temperature"] is None for update in updates), updates  # the model's default
@@ -346,10 +353,10 @@ def llm_stopped(suite, questions, playwright) -> None:
         assert "LLM" in text_of(page, "error") and llm.url in text_of(page, "error")
         # with no answer to cut short, a pause inside the question (at its comma) makes two turns, the
         # second a moment after the first one's error: wait for the question's last word, read them all
-        asked = f"[...document.querySelectorAll('#history li.user'), {query('final')}].map((e) => e.textContent)"
-        page.wait_for_function(f"{asked}.join(' ').toLowerCase().includes('famous')", timeout=WAIT_MS)
+        turns = f"[...document.querySelectorAll('#history li.user'), {query('final')}].map((e) => e.textContent)"
+        page.wait_for_function(f"{turns}.join(' ').toLowerCase().includes('famous')", timeout=WAIT_MS)
         page.wait_for_function("document.body.dataset.state === 'listening'", timeout=WAIT_MS)
-        heard = page.evaluate(asked)
+        heard = asked(page)
         assert word_error_rate(ENGLISH, " ".join(heard)) <= 0.15, heard
         assert "LLM" in text_of(page, "error")  # the last turn's error is shown too
         shot(page, "llm-down")
