@@ -75,7 +75,6 @@ class Turn {
 }
 
 // ---- the conversation's events
-
 function onEvent(event) {
   const ours = turn && event.response_id !== undefined && event.response_id === turn.responseId && !turn.cut;
   switch (event.type) {
@@ -229,7 +228,6 @@ function updatePlayed() {
 }
 
 // ---- the connection
-
 /** The session settings from the page's controls (``session.update``). */
 function sessionConfig() {
   const temperature = el.temperature.value.trim() !== "" && el.temperature.checkValidity() ? Number(el.temperature.value) : null;
@@ -278,7 +276,6 @@ function closed(which, close) {
 }
 
 // ---- talking
-
 async function ensureMic() {
   try {
     await mic.start();
