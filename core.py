@@ -7,12 +7,15 @@
         suite.tts.synthesize("你好，world", style="style2", save_to="hello.wav")
         print(suite.embedding.rerank("如何重置我的密码", ["这家餐厅的菜很好吃", "忘记密码怎么办"]))
         reply = suite.voice_chat("question.wav")   # heard text, reply text, reply audio (WAV)
+        with suite.agent() as talk:                # a spoken conversation with the console's voice agent
+            print(talk.say("question.wav").reply)
 
 Live transcription (``suite.asr.live()``, ``suite.asr.transcribe_live("question.wav")``, ``core.py live
-FILE``) talks WebSocket and needs the ``websockets`` package; everything else needs only httpx.
+FILE``) and the voice agent (``suite.agent()``, ``core.py agent FILE``, see :mod:`core_agent`) talk
+WebSocket and need the ``websockets`` package; everything else needs only httpx.
 
 Base URLs default to the local ports and can be set by argument or by ``EMBEDDING_URL``, ``ASR_URL``,
-``LLM_URL``, ``TTS_URL``; ``SUITE_API_KEY`` (or ``api_key=``) sends a bearer token.
+``LLM_URL``, ``TTS_URL``, ``CONSOLE_URL``; ``SUITE_API_KEY`` (or ``api_key=``) sends a bearer token.
 
 What is retried, ``retries`` times (default 3): a connection that cannot be opened (at once), and a 429 or 503
 answer (after the ``Retry-After`` the service sends, at most 30 s). Streamed calls are retried the same way,
@@ -40,6 +43,7 @@ from urllib.parse import urlencode
 
 import httpx
 
+from core_agent import AgentConversation, AgentReply
 from core_errors import (
     AuthenticationError,
     InvalidRequestError,
@@ -56,6 +60,7 @@ from core_live import LiveTranscription
 
 __all__ = [  # noqa: RUF022 (grouped: clients, results, errors)
     "ASRClient", "Core", "EmbeddingClient", "LLMClient", "LiveTranscription", "TTSClient", "VoiceEvent", "VoiceReply",
+    "AgentConversation", "AgentReply",
     "AuthenticationError", "InvalidRequestError", "NotFoundError", "RateLimitError", "ServerError",
     "ServiceUnavailableError", "StreamError", "SuiteError", "UpstreamFailureError",
 ]  # fmt: skip
@@ -408,9 +413,14 @@ class Core:
         asr_url: str | None = None,
         llm_url: str | None = None,
         tts_url: str | None = None,
+        console_url: str | None = None,
         api_key: str | None = None,
         timeout: float = 120.0,
     ) -> None:
+        self.console_url = (console_url or os.environ.get("CONSOLE_URL") or "http://127.0.0.1:7200").rstrip("/")
+        """The voice console, whose ``/v1/realtime`` is the voice agent (:meth:`agent`)."""
+        self.api_key = api_key or os.environ.get("SUITE_API_KEY")
+        self.timeout = timeout
         self.embedding = EmbeddingClient(embedding_url, api_key=api_key, timeout=timeout)
         self.asr = ASRClient(asr_url, api_key=api_key, timeout=timeout)
         self.llm = LLMClient(llm_url, api_key=api_key, timeout=timeout)
@@ -435,6 +445,15 @@ class Core:
             except SuiteError as exc:
                 report[name] = str(exc)
         return report
+
+    def agent(self, **session: Any) -> AgentConversation:
+        """Open a spoken conversation with the voice agent (the console's ``/v1/realtime``); close it or use ``with``.
+
+        ``session``: ``instructions``, ``voice``, ``language``, ``max_output_tokens``, ``temperature``
+        (see :class:`core_agent.AgentConversation`). Each ``say(wav)`` is a turn; the agent keeps the history.
+        """
+        url = self.console_url.replace("http", "ws", 1) + "/v1/realtime"
+        return AgentConversation(url, self.api_key, timeout=self.timeout, **session)
 
     def voice_chat_stream(
         self,

@@ -12,13 +12,14 @@ from console_service.engine import STATIC_DIR, ConsoleEngine
 from console_service.settings import ConsoleSettings
 
 DESCRIPTION = (
-    "A browser page to talk to the suite: live transcript, streamed answer spoken clause by clause, "
-    "barge-in, TTS styles, an embeddings panel. The page calls the other services directly (CORS). "
-    "The voice agent at ws://HOST:7200/v1/realtime holds spoken conversations over OpenAI's Realtime protocol."
+    "A browser page to talk to the suite, and the voice agent it talks through: ws://HOST:7200/v1/realtime "
+    "holds spoken conversations over OpenAI's Realtime protocol (GA events; beta with OpenAI-Beta: realtime=v1), "
+    "composing the ASR, LLM and TTS services (live transcript, streamed answer spoken clause by clause, "
+    "server-side barge-in). The page's status strip, style list and embeddings panel call the services directly "
+    "(CORS). WebSocket routes are not part of this OpenAPI document; see docs/console.md."
 )
 
-# The page's files are served as they are from static/ (ES modules, CSS, the audio worklet).
-routes = ApiBlueprint("console", __name__, static_folder=str(STATIC_DIR), static_url_path="/assets")
+routes = ApiBlueprint("console", __name__)
 
 
 class ConsoleConfig(BaseModel):
@@ -39,6 +40,22 @@ class ConsoleConfig(BaseModel):
 def index() -> Response:
     """The page (``static/index.html``)."""
     response = send_from_directory(STATIC_DIR, "index.html")
+    response.headers["Cache-Control"] = "no-cache"
+    return response
+
+
+@routes.api(
+    "/assets/<path:name>",
+    summary="The page's files: ES modules, CSS, the audio worklet",
+    response_content_type="text/javascript",
+    response_schema={"type": "string"},
+    errors=(404,),
+    open=True,
+    tags=("console",),
+)
+def asset(name: str) -> Response:
+    """One file of ``static/`` as it is (open: a page cannot send the key for its own scripts)."""
+    response = send_from_directory(STATIC_DIR, name)
     response.headers["Cache-Control"] = "no-cache"
     return response
 

@@ -18,8 +18,8 @@ STATIC_DIR = Path(__file__).resolve().parent / "static"
 PAGE_FILES = (
     "index.html",
     "app.js",
+    "agent.js",
     "audio.js",
-    "clauses.js",
     "i18n.js",
     "panels.js",
     "services.js",

@@ -50,7 +50,8 @@ class AgentSettings(BaseModel):
     audio_chunk_ms: int = Field(default=200, ge=20, le=2000)
     """Reply audio per ``output_audio.delta`` event."""
     max_append_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
-    """Largest client event (an ``input_audio_buffer.append`` with its base64); larger close the session (1009)."""
+    """Largest ``input_audio_buffer.append`` (its pcm16 bytes); larger get an ``error`` event (a frame
+    over 32 MiB closes the session, 1009)."""
     transcript_wait_s: float = Field(default=30.0, gt=0)
     """Longest a response waits for the transcript of the person's last turn."""
     idle_timeout_s: float = Field(default=600.0, gt=0)

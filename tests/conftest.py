@@ -5,6 +5,9 @@ offline config, without env overrides), ``X_engine`` (its real models, loaded on
 ``X_client`` (a Flask test client on a fresh app around that engine) and ``X_server`` (the service
 under real gunicorn, started by scripts/services.py on a free port, once per session).
 
+``voice_suite`` is the four services on their real models and the console (the page and the voice agent)
+under gunicorn, booted once per session for every test that talks to the console.
+
 ``fake_app(name, **settings)`` builds a service's app on its ``fake`` backend (no weights, ready in
 milliseconds) for route and error tests that don't need a real model.
 """
@@ -21,6 +24,7 @@ from flask import Flask
 from common.lifecycle import ModelEngine
 from common.services import SERVICES, SUITE_ENV_PREFIXES, Service
 from common.settings import ServiceSettings
+from harness.browser import console_suite
 from harness.launch import RunningService, launch
 
 FAKE_MODEL = "fake-model"
@@ -78,6 +82,13 @@ def service_fixtures(service: Service) -> tuple[Any, Any, Any, Any]:
 for _service in SERVICES.values():  # pytest finds fixtures among the module's names
     for _index, _fixture in enumerate(service_fixtures(_service)):
         globals()[f"{_service.name}_fixture_{_index}"] = _fixture
+
+
+@pytest.fixture(scope="session")
+def voice_suite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, RunningService]]:
+    """The four services (real offline models) and the console, each under gunicorn; keyed by service name."""
+    with console_suite(tmp_path_factory.mktemp("voice-suite")) as running:
+        yield running
 
 
 def fake_settings(name: str, **update: Any) -> ServiceSettings:

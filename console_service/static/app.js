@@ -1,215 +1,63 @@
-// The voice console: hold-to-talk or hands-free speech -> /asr/live -> /api/chat/stream -> /synthesize/stream.
+// The voice console: hold-to-talk or hands-free conversation with the voice agent (the console's own
+// /v1/realtime, OpenAI's Realtime protocol), which hears, answers and speaks; the page plays and shows it.
 
-import { Microphone, Player, playWavStream } from "./audio.js";
-import { speakable, splitReadyClauses } from "./clauses.js";
+import { Agent } from "./agent.js";
+import { Microphone, Player, RATE, fromBase64, resample } from "./audio.js";
 import { language, setLanguage, t } from "./i18n.js";
+import { askForKey, loadStyles, refreshHealth, wireRerank, wireSettings } from "./panels.js";
+import { ServiceError, Services } from "./services.js";
 import { archiveTurn, clearError, showError as showErrorIn, showLatency } from "./view.js";
-import { askForKey, currentReference, loadStyles, recordFrame, refreshHealth, wireRerank, wireSettings } from "./panels.js";
-import { ServiceError, Services, ndjson } from "./services.js";
 
 const $ = (id) => document.getElementById(id);
 const el = {
-  partial: $("partial"), final: $("final"), reply: $("reply"), latency: $("latency"), error: $("error"),
+  partial: $("partial"), final: $("final"), reply: $("reply"), latency: $("latency"),
   talk: $("talk"), handsFree: $("hands-free"), language: $("language"), style: $("style"), system: $("system"),
   maxTokens: $("max-tokens"), temperature: $("temperature"), history: $("history"),
 };
 const HEALTH_EVERY_MS = 5000;
 const RECONNECT_MS = 1000;
-// a reply cut off before this much of it played counts as never given; measured when the page sees the new
-// speech (its first partial), which comes 0.5-1 s after the speaker starts, more on a loaded machine
-const HEARD_LITTLE_S = 1.5;
+const SERVICE_OF_CODE = { llm_failed: "llm", tts_failed: "tts", upstream_closed: "asr", transcript_timeout: "asr" };
+// answers to a cancel or truncate that crossed the reply's own end: nothing a person needs to see
+const QUIET_CODES = new Set(["response_cancel_not_active", "item_not_found"]);
+const CJK = /[\u3400-\u9fff\uf900-\ufaff]/u;
 
 let services = null;
 const mic = new Microphone();
 const player = new Player();
-let messages = []; // the conversation sent to the LLM
-let live = null; // the open LiveSession
-let turn = null; // the Turn being answered
-let holding = false; // the talk button or space bar is down
+let agent = null; // the open Agent connection
+let mode = "off"; // "hold" while the talk button is down, "free" while hands-free is on
+let holding = false; // the talk button or the space bar is down
+let committed = false; // a hold-to-talk turn was committed: its transcript asks for the answer
+let turn = null; // the Turn on screen
+let said = []; // the conversation as the agent holds it, [{role, text}], replayed if the connection is lost
+let hearing = { text: "", partials: 0 }; // the person's turn being transcribed
+let speechEnd = null; // when the person's last turn ended (performance.now() time)
 
 function setState(name) {
   updatePlayed(); // so the played seconds are current whenever the state changes
   document.body.dataset.state = name;
 }
-const restingState = () => (el.handsFree.checked && live ? "listening" : "idle");
+const restingState = () => (mode === "free" ? "listening" : "idle");
 const showError = (error) => showErrorIn(error, services.urls);
 
-/** One live transcription connection: a hold-to-talk press ("hold") or hands-free listening ("free"). */
-class LiveSession {
-  constructor(mode) {
-    this.mode = mode;
-    this.finals = [];
-    this.pending = [];
-    this.marks = []; // [samples sent up to this frame, when it was captured]
-    this.samples = 0;
-    this.closedByUs = false;
-    this.socket = services.liveSocket({ language: el.language.value, sample_rate: String(mic.sampleRate) });
-    this.socket.binaryType = "arraybuffer";
-    this.socket.onopen = () => {
-      for (const frame of this.pending) this.socket.send(frame);
-      this.pending = [];
-    };
-    this.socket.onmessage = (message) => this.event(JSON.parse(message.data));
-    this.socket.onclose = () => this.closed();
-  }
-
-  send(samples, capturedAt) {
-    if (this.ending) return; // the server refuses audio after "end"
-    this.samples += samples.length;
-    this.marks.push([this.samples, capturedAt]);
-    if (this.marks.length > 1500) this.marks.shift();
-    if (this.socket.readyState === WebSocket.OPEN) this.socket.send(samples);
-    else if (this.socket.readyState === WebSocket.CONNECTING) this.pending.push(samples);
-  }
-
-  /** When the sample at ``seconds`` into the session was captured (performance.now() time). */
-  capturedAt(seconds) {
-    const index = seconds * mic.sampleRate;
-    const mark = this.marks.find(([sent]) => sent >= index);
-    return mark ? mark[1] : performance.now();
-  }
-
-  end() {
-    this.ending = true;
-    if (this.socket.readyState === WebSocket.OPEN) this.socket.send(JSON.stringify({ event: "end" }));
-    else this.close();
-  }
-
-  close() {
-    this.closedByUs = true;
-    this.socket.close();
-  }
-
-  event(event) {
-    if (event.error) {
-      this.failed = event.error;
-      if (event.error.type === "authentication_error") {
-        services.requestKey("asr").then((got) => got && this.mode === "free" && el.handsFree.checked && listenHandsFree());
-      }
-      showError(new ServiceError("asr", event.error.message, { code: event.error.code }));
-    } else if ("partial_text" in event) {
-      const text = event.partial_text.trim();
-      if (text) this.partials = (this.partials || 0) + 1;
-      el.partial.textContent = [...this.finals, text].join(" ");
-      if (this.mode === "free" && [...text].length >= 2 && turn && !turn.finished) bargeIn();
-    } else if (event.final) {
-      const text = event.text.trim();
-      if (text) this.finals.push(text);
-      this.lastEnd = event.end;
-      el.partial.textContent = this.finals.join(" ");
-      el.partial.dataset.finals = String(this.finals.length);
-      if (this.mode === "free" && text) {
-        this.finals = [];
-        startTurn(text, this.capturedAt(event.end), performance.now());
-        this.countPartials();
-      }
-    } else if (event.event === "done" && this.mode === "hold") {
-      const text = (event.text || this.finals.join(" ")).trim();
-      const spoken = this.lastEnd === undefined ? performance.now() : this.capturedAt(this.lastEnd);
-      const speechEnd = Math.min(spoken, this.releasedAt || performance.now());
-      if (text) {
-        startTurn(text, speechEnd, performance.now());
-        this.countPartials();
-      } else {
-        el.partial.textContent = t("heardNothing");
-        setState(restingState());
-      }
-    }
-  }
-
-  /** For automation: how many partial transcripts came before the final text now shown. */
-  countPartials() {
-    el.final.dataset.partialsBefore = String(this.partials || 0);
-    this.partials = 0;
-  }
-
-  closed() {
-    if (live === this) live = null;
-    if (this.closedByUs || this.mode !== "free" || !el.handsFree.checked) return;
-    if (this.failed && this.failed.type === "authentication_error") return; // reopened once the key is given
-    setTimeout(() => el.handsFree.checked && !live && listenHandsFree(), RECONNECT_MS);
-  }
-}
-
-/** One answer: the LLM's stream, spoken clause by clause as it arrives, played in order. */
+/** One question and its answer: the agent's response, played as its audio arrives. */
 class Turn {
-  constructor(text, speechEnd, finalAt) {
+  constructor(text, end) {
     this.text = text;
-    this.speechEnd = speechEnd;
-    this.times = { final: finalAt - speechEnd };
+    this.speechEnd = end;
+    this.times = { final: performance.now() - end };
     this.reply = "";
-    this.abortController = new AbortController();
-    this.speech = Promise.resolve();
+    this.responseId = null;
+    this.itemId = null; // the reply's conversation item, once the agent added it
+    this.active = false; // between response.created and response.done
     this.finished = false;
-    this.ttsFailed = false;
-    this.cutShort = false; // barged in before the user heard much: the next final continues this turn
-  }
-
-  async run() {
-    const signal = this.abortController.signal;
-    this.question = { role: "user", content: this.text };
-    messages.push(this.question);
-    const system = el.system.value.trim();
-    const body = {
-      messages: system ? [{ role: "system", content: system }, ...messages] : [...messages],
-      max_tokens: Number(el.maxTokens.value) || 160,
-    };
-    if (el.temperature.value.trim() !== "" && el.temperature.checkValidity()) body.temperature = Number(el.temperature.value);
-    let buffer = "";
-    try {
-      const response = await services.call("llm", "/api/chat/stream", {
-        method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body), signal,
-      });
-      for await (const line of ndjson(response)) {
-        if (line.event === "error") throw new ServiceError("llm", line.message || "the answer stopped");
-        if (typeof line.delta !== "string") continue;
-        if (this.times.token === undefined) this.mark("token");
-        this.reply += line.delta;
-        el.reply.textContent = this.reply;
-        const cut = splitReadyClauses(buffer + line.delta);
-        buffer = cut.rest;
-        cut.clauses.forEach((clause) => this.speak(clause));
-      }
-      splitReadyClauses(buffer, true).clauses.forEach((clause) => this.speak(clause));
-      el.reply.dataset.done = "true";
-      el.reply.dataset.textDoneAt = String(performance.now());
-    } catch (error) {
-      if (signal.aborted) return;
-      showError(error);
-    } finally {
-      if (this.reply.trim() && !this.cutShort) messages.push({ role: "assistant", content: this.reply.trim() });
-    }
-    await this.speech;
-    this.textAndSpeechDone = true;
-    if (!player.playing) this.finish();
+    this.cut = false; // interrupted by the person
+    this.kept = null; // after a cut: what the agent kept of the reply (what was heard)
   }
 
   mark(name) {
     this.times[name] = performance.now() - this.speechEnd;
     showLatency(this.times);
-  }
-
-  speak(clause) {
-    if (!speakable(clause)) return;
-    this.speech = this.speech.then(() => this.synthesize(clause));
-  }
-
-  async synthesize(clause) {
-    const signal = this.abortController.signal;
-    if (signal.aborted || this.ttsFailed) return;
-    const form = new FormData();
-    form.set("text", clause);
-    if (el.style.value) form.set("style", el.style.value);
-    const reference = currentReference();
-    if (reference) form.set("prompt_audio", reference.blob, reference.name);
-    try {
-      const response = await services.call("tts", "/synthesize/stream", { method: "POST", body: form, signal });
-      await playWavStream(response, (samples, rate) => signal.aborted || player.play(samples, rate));
-    } catch (error) {
-      if (signal.aborted) return;
-      this.ttsFailed = true; // the text goes on; one message is enough
-      showError(error);
-    }
   }
 
   audioStarted(at) {
@@ -219,17 +67,6 @@ class Turn {
     setState("speaking");
   }
 
-  /** Barge-in: stop the audio and the reply in progress; ``byVoice``: because the user speaks again. */
-  abort(byVoice = true) {
-    if (this.finished) return;
-    this.cutShort = byVoice && player.playedSeconds() < HEARD_LITTLE_S;
-    el.reply.dataset.interrupted = document.body.dataset.state;
-    this.abortController.abort();
-    player.stop();
-    el.reply.textContent = `${this.reply} ${t("interrupted")}`;
-    this.finish();
-  }
-
   finish() {
     if (this.finished) return;
     this.finished = true;
@@ -237,42 +74,141 @@ class Turn {
   }
 }
 
-const CJK = /[\u3400-\u9fff\uf900-\ufaff]/u;
+// ---- the conversation's events
+function onEvent(event) {
+  const ours = turn && event.response_id !== undefined && event.response_id === turn.responseId && !turn.cut;
+  switch (event.type) {
+    case "input_audio_buffer.speech_started":
+      if (mode === "free") interrupt(true); // the agent cancels the reply itself; the page stops playing it
+      break;
+    case "input_audio_buffer.speech_stopped":
+      speechEnd = (agent && agent.capturedAt(event.audio_end_ms)) || performance.now();
+      break;
+    case "conversation.item.input_audio_transcription.delta":
+      hearing.text += event.delta;
+      if (event.delta.trim()) hearing.partials += 1;
+      el.partial.textContent = hearing.text;
+      break;
+    case "conversation.item.input_audio_transcription.completed":
+      heard(event.transcript.trim());
+      break;
+    case "response.created":
+      if (!turn || turn.finished || turn.responseId) break; // not asked by this page's turn
+      turn.responseId = event.response.id;
+      turn.active = true;
+      player.stop();
+      player.reset();
+      break;
+    case "response.output_item.added":
+      if (ours) turn.itemId = event.item.id;
+      break;
+    case "response.output_audio_transcript.delta":
+    case "response.output_text.delta":
+      if (!ours) break;
+      if (turn.times.token === undefined) turn.mark("token");
+      turn.reply += event.delta;
+      el.reply.textContent = turn.reply;
+      break;
+    case "response.output_audio.delta":
+      if (ours) player.play(fromBase64(event.delta), RATE);
+      break;
+    case "response.done":
+      if (turn && event.response.id === turn.responseId) answered(event.response.status);
+      break;
+    case "conversation.item.retrieved":
+      if (turn && turn.itemId === event.item.id) keep(event.item.content[0].transcript || "");
+      break;
+    case "error":
+      agentError(event.error || {});
+      break;
+    default:
+  }
+}
 
-function startTurn(text, speechEnd, finalAt) {
-  if (turn && !turn.finished) turn.abort();
-  const continued = turn && turn.cutShort;
+/** The person's turn, transcribed: a new question (or the rest of one cut short), then its answer. */
+function heard(text) {
+  el.partial.dataset.finals = String(Number(el.partial.dataset.finals || 0) + 1);
+  const partials = hearing.partials;
+  hearing = { text: "", partials: 0 };
+  const askedByHold = committed;
+  committed = false;
+  if (!text) {
+    if (askedByHold) {
+      el.partial.textContent = t("heardNothing");
+      setState(restingState());
+    }
+    return;
+  }
+  said.push({ role: "user", text });
+  if (turn && !turn.finished) interrupt(false);
+  const continued = turn && turn.cut && !turn.kept;
   if (continued) {
-    // the speaker paused, the answer began, and they went on: one question, asked again whole
-    const asked = messages.lastIndexOf(turn.question);
-    if (asked >= 0) messages.splice(asked);
+    // the speaker paused, the answer began, and they went on before hearing any of it: one question
     text = `${turn.text}${CJK.test(turn.text + text) ? "" : " "}${text}`;
     el.final.dataset.continued = String(Number(el.final.dataset.continued || 0) + 1);
   } else {
     archiveTurn();
   }
   clearError();
-  player.stop();
-  player.reset();
   el.final.textContent = text;
+  el.final.dataset.partialsBefore = String(partials);
   el.partial.textContent = "";
   el.reply.textContent = "";
-  for (const name of ["done", "textDoneAt", "firstAudioAt", "interrupted"]) delete el.reply.dataset[name];
-  el.latency.textContent = "";
+  for (const name of ["done", "textDoneAt", "firstAudioAt", "interrupted", "kept"]) delete el.reply.dataset[name];
   for (const name of Object.keys(el.latency.dataset)) if (name.endsWith("Ms")) delete el.latency.dataset[name];
-  setState("thinking");
-  turn = new Turn(text, speechEnd, finalAt);
+  turn = new Turn(text, speechEnd === null ? performance.now() : speechEnd);
+  speechEnd = null;
   el.reply.dataset.turn = String(Number(el.reply.dataset.turn || 0) + 1);
   showLatency(turn.times);
-  turn.run();
+  setState("thinking");
+  if (askedByHold) agent.send({ type: "response.create" }); // hands-free: the agent answers by itself
 }
 
-function bargeIn(byVoice = true) {
+function answered(status) {
+  turn.active = false;
+  if (status === "completed" || status === "incomplete") {
+    el.reply.dataset.done = "true";
+    el.reply.dataset.textDoneAt = String(performance.now());
+    turn.said = { role: "assistant", text: turn.reply.trim() };
+    said.push(turn.said);
+  }
+  turn.textAndSpeechDone = true;
+  if (!player.playing) turn.finish();
+}
+
+/** What the agent kept of a reply that was cut short: the next turns' context holds only that. */
+function keep(text) {
+  turn.kept = text;
+  el.reply.dataset.kept = text;
+  if (!turn.said) said.push((turn.said = { role: "assistant", text: "" }));
+  turn.said.text = text.trim();
+}
+
+function agentError(error) {
+  if (QUIET_CODES.has(error.code) || error.type === "authentication_error") return; // the close handles a key
+  showError(new ServiceError(SERVICE_OF_CODE[error.code] || "agent", error.message || "failed", { code: error.code }));
+}
+
+/** Barge-in: stop the audio at once; the reply is cut where it was heard (``conversation.item.truncate``). */
+function interrupt(byVoice) {
   const state = document.body.dataset.state;
   const queued = player.queuedSeconds();
   const playing = player.playing;
-  if (turn && !turn.finished) turn.abort(byVoice);
   const played = player.stop();
+  if (turn && !turn.finished) {
+    turn.cut = true;
+    el.reply.dataset.interrupted = state;
+    el.reply.textContent = `${turn.reply} ${t("interrupted")}`;
+    if (turn.itemId && agent) {
+      // also ends the reply when it is still in progress; the agent keeps only what was played
+      agent.send({ type: "conversation.item.truncate", item_id: turn.itemId, content_index: 0, audio_end_ms: Math.floor(played * 1000) });
+      agent.send({ type: "conversation.item.retrieve", item_id: turn.itemId });
+    } else {
+      turn.kept = "";
+      if (turn.active && !byVoice && agent) agent.send({ type: "response.cancel" });
+    }
+    turn.finish();
+  }
   if (state === "thinking" || state === "speaking") {
     // for automation: what was cut short, and that nothing plays any more
     document.body.dataset.bargeIns = String(Number(document.body.dataset.bargeIns || 0) + 1);
@@ -291,8 +227,55 @@ function updatePlayed() {
   el.reply.dataset.audioPlaying = String(player.playing);
 }
 
-// ---- talking
+// ---- the connection
+/** The session settings from the page's controls (``session.update``). */
+function sessionConfig() {
+  const temperature = el.temperature.value.trim() !== "" && el.temperature.checkValidity() ? Number(el.temperature.value) : null;
+  return {
+    type: "realtime",
+    instructions: el.system.value.trim(),
+    max_output_tokens: Math.min(4096, Math.max(1, Math.round(Number(el.maxTokens.value) || 160))),
+    temperature,
+    audio: {
+      input: { transcription: { language: el.language.value || "auto" }, turn_detection: mode === "free" ? { type: "server_vad" } : null },
+      output: el.style.value ? { voice: el.style.value } : {},
+    },
+  };
+}
 
+function configure() {
+  if (agent) agent.send({ type: "session.update", session: sessionConfig() });
+}
+
+/** Configure the open conversation from the page's controls, or open one that first hears what was said so far. */
+function connect() {
+  if (agent && !agent.closed) {
+    configure();
+    return;
+  }
+  agent = new Agent(services.agentSocket(), { onEvent, onClose: closed });
+  configure();
+  for (const { role, text } of said.filter((entry) => entry.text)) {
+    const part = role === "user" ? { type: "input_text", text } : { type: "output_text", text };
+    agent.send({ type: "conversation.item.create", item: { type: "message", role, content: [part] } });
+  }
+}
+
+function closed(which, close) {
+  if (agent !== which) return;
+  agent = null;
+  if (turn && !turn.finished) turn.finish();
+  const failure = which.failure;
+  if (which.closedByUs || (failure && failure.code === "idle_timeout")) return; // the next turn reconnects
+  if (failure && failure.type === "authentication_error") {
+    services.requestKey("agent").then((got) => got && mode === "free" && connect());
+    return;
+  }
+  showError(new ServiceError("agent", t("agentClosed", { message: (failure && failure.message) || close.reason || `code ${close.code}` })));
+  if (mode === "free") setTimeout(() => mode === "free" && !agent && connect(), RECONNECT_MS);
+}
+
+// ---- talking
 async function ensureMic() {
   try {
     await mic.start();
@@ -303,20 +286,27 @@ async function ensureMic() {
   }
 }
 
-mic.onFrame = (samples, at) => {
-  if (live) live.send(samples, at);
-  recordFrame(samples);
-};
+function send(samples, at) {
+  if (!agent || mode === "off") return;
+  agent.append(resample(samples, mic.sampleRate, RATE), at);
+  // for automation: how much audio this hold has sent (no transcript marks the end of a question while holding)
+  if (mode === "hold") el.talk.dataset.heldSeconds = (Number(el.talk.dataset.heldSeconds) + samples.length / mic.sampleRate).toFixed(2);
+}
+
+mic.onFrame = send;
 
 async function press() {
-  if (el.handsFree.checked || holding || (live && live.mode === "hold")) return;
+  if (el.handsFree.checked || holding || mode === "hold") return;
   holding = true;
   player.unlock();
-  bargeIn();
+  interrupt(false);
   if (!(await ensureMic()) || !holding) return;
   clearError();
-  live = new LiveSession("hold");
-  for (const frame of mic.preRoll()) live.send(frame, performance.now());
+  mode = "hold";
+  el.talk.dataset.heldSeconds = "0";
+  connect();
+  hearing = { text: "", partials: 0 };
+  for (const frame of mic.preRoll()) send(frame, performance.now());
   el.partial.textContent = "";
   el.talk.setAttribute("aria-pressed", "true");
   el.talk.firstElementChild.textContent = t("listening");
@@ -325,9 +315,11 @@ async function press() {
 
 function release() {
   holding = false;
-  if (!live || live.mode !== "hold" || live.releasedAt) return;
-  live.releasedAt = performance.now();
-  live.end();
+  if (mode !== "hold") return;
+  mode = "off";
+  speechEnd = performance.now();
+  committed = true;
+  if (agent) agent.send({ type: "input_audio_buffer.commit" });
   el.talk.setAttribute("aria-pressed", "false");
   el.talk.firstElementChild.textContent = t("holdToTalk");
   setState("thinking");
@@ -338,15 +330,15 @@ async function listenHandsFree() {
     el.handsFree.checked = false;
     return;
   }
-  if (live) live.close();
-  live = new LiveSession("free");
+  mode = "free";
+  connect();
   el.talk.disabled = true;
   if (!turn || turn.finished) setState("listening");
 }
 
 function stopHandsFree() {
-  if (live) live.close();
-  live = null;
+  mode = "off";
+  configure(); // no more turns from pauses
   el.talk.disabled = false;
   if (!turn || turn.finished) setState("idle");
 }
@@ -363,7 +355,7 @@ function wireTalking() {
     if (event.code === "Space" && !typing(event.target)) {
       event.preventDefault();
       if (!event.repeat) press();
-    } else if (event.key === "Escape") bargeIn(false);
+    } else if (event.key === "Escape") interrupt(false);
   });
   document.addEventListener("keyup", (event) => {
     if (event.code === "Space" && !typing(event.target)) {
@@ -376,10 +368,14 @@ function wireTalking() {
     if (el.handsFree.checked) listenHandsFree();
     else stopHandsFree();
   });
+  for (const control of [el.system, el.maxTokens, el.temperature, el.style, el.language]) control.addEventListener("change", configure);
   $("new-chat").addEventListener("click", () => {
-    bargeIn(false);
+    interrupt(false);
     turn = null;
-    messages = [];
+    said = [];
+    if (agent) agent.close(); // the agent forgets the conversation with its connection
+    agent = null;
+    if (mode === "free") connect();
     el.history.replaceChildren();
     for (const element of [el.partial, el.final, el.reply, el.latency]) element.textContent = "";
   });
@@ -389,7 +385,8 @@ async function init() {
   setLanguage(language());
   el.system.value = t("defaultSystem");
   wireTalking();
-  wireSettings({ services: () => services, mic, ensureMic, showError, onLanguage: () => refreshHealth(services) });
+  const reconnect = () => agent && (agent.close(), (agent = null), mode === "free" && connect());
+  wireSettings({ services: () => services, showError, onLanguage: () => refreshHealth(services), onKey: reconnect });
   wireRerank(() => services, showError);
   services = await Services.load((service) => askForKey(service, services ? services.key : ""));
   setInterval(updatePlayed, 100);

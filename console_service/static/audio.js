@@ -1,9 +1,10 @@
-// Microphone in (16-bit PCM frames for /asr/live) and speech out (PCM chunks played gap-free in order).
+// Microphone in (16-bit PCM frames for the voice agent) and speech out (PCM chunks played gap-free in order).
 
+export const RATE = 24000; // the voice agent's audio, both ways: pcm16 mono at 24 kHz
 const FRAME_SECONDS = 0.04;
 const PRE_ROLL_SECONDS = 0.3; // sent before a hold-to-talk press, so the first syllable is not cut
 
-/** The microphone as s16le PCM frames at ``sampleRate`` (16 kHz when the browser resamples, else its own rate). */
+/** The microphone as s16le PCM frames at ``sampleRate`` (24 kHz when the browser resamples, else its own rate). */
 export class Microphone {
   constructor() {
     this.context = null;
@@ -13,7 +14,7 @@ export class Microphone {
   }
 
   get sampleRate() {
-    return this.context ? this.context.sampleRate : 16000;
+    return this.context ? this.context.sampleRate : RATE;
   }
 
   async start() {
@@ -22,7 +23,7 @@ export class Microphone {
       audio: { channelCount: 1, echoCancellation: true, noiseSuppression: false, autoGainControl: false },
     });
     try {
-      await this.connect(new AudioContext({ sampleRate: 16000 }));
+      await this.connect(new AudioContext({ sampleRate: RATE }));
     } catch {
       await this.connect(new AudioContext()); // no resampling from the mic's rate: send the context's own
     }
@@ -140,62 +141,32 @@ export class Player {
   }
 }
 
-/** Reads a streamed WAV (/synthesize/stream: 44-byte header, then PCM) and hands whole samples to ``play``. */
-export async function playWavStream(response, play) {
-  const reader = response.body.getReader();
-  let header = new Uint8Array(0);
-  let rate = 0;
-  let carry = null; // an odd byte left from the last chunk
-  for (;;) {
-    const { value, done } = await reader.read();
-    if (done) break;
-    let bytes = value;
-    if (!rate) {
-      const joined = new Uint8Array(header.length + bytes.length);
-      joined.set(header);
-      joined.set(bytes, header.length);
-      if (joined.length < 44) {
-        header = joined;
-        continue;
-      }
-      rate = new DataView(joined.buffer).getUint32(24, true);
-      bytes = joined.subarray(44);
-    }
-    if (carry !== null) {
-      const joined = new Uint8Array(bytes.length + 1);
-      joined[0] = carry;
-      joined.set(bytes, 1);
-      bytes = joined;
-      carry = null;
-    }
-    if (bytes.length % 2) {
-      carry = bytes[bytes.length - 1];
-      bytes = bytes.subarray(0, bytes.length - 1);
-    }
-    if (bytes.length) {
-      const copy = bytes.slice(); // aligned for Int16Array
-      play(new Int16Array(copy.buffer), rate);
-    }
+/** 16-bit samples at ``from`` Hz -> at ``to`` Hz (linear interpolation; only when the browser could not resample). */
+export function resample(samples, from, to) {
+  if (from === to) return samples;
+  const out = new Int16Array(Math.floor((samples.length * to) / from));
+  const step = from / to;
+  for (let i = 0; i < out.length; i++) {
+    const position = i * step;
+    const index = Math.floor(position);
+    const next = Math.min(index + 1, samples.length - 1);
+    out[i] = Math.round(samples[index] + (samples[next] - samples[index]) * (position - index));
   }
+  return out;
 }
 
-/** A mono 16-bit WAV file (Blob) from 16-bit samples, for a reference recording. */
-export function wavBlob(samples, rate) {
-  const buffer = new ArrayBuffer(44 + samples.length * 2);
-  const view = new DataView(buffer);
-  const text = (offset, value) => [...value].forEach((c, i) => view.setUint8(offset + i, c.charCodeAt(0)));
-  text(0, "RIFF");
-  view.setUint32(4, 36 + samples.length * 2, true);
-  text(8, "WAVEfmt ");
-  view.setUint32(16, 16, true);
-  view.setUint16(20, 1, true);
-  view.setUint16(22, 1, true);
-  view.setUint32(24, rate, true);
-  view.setUint32(28, rate * 2, true);
-  view.setUint16(32, 2, true);
-  view.setUint16(34, 16, true);
-  text(36, "data");
-  view.setUint32(40, samples.length * 2, true);
-  new Int16Array(buffer, 44).set(samples);
-  return new Blob([buffer], { type: "audio/wav" });
+/** 16-bit samples -> base64 of their little-endian bytes (``input_audio_buffer.append``). */
+export function toBase64(samples) {
+  const bytes = new Uint8Array(samples.buffer, samples.byteOffset, samples.byteLength);
+  let text = "";
+  for (let i = 0; i < bytes.length; i += 0x8000) text += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+  return btoa(text);
+}
+
+/** base64 of little-endian 16-bit PCM (``response.output_audio.delta``) -> samples. */
+export function fromBase64(text) {
+  const binary = atob(text);
+  const bytes = new Uint8Array(binary.length - (binary.length % 2));
+  for (let i = 0; i < bytes.length; i++) bytes[i] = binary.charCodeAt(i);
+  return new Int16Array(bytes.buffer);
 }

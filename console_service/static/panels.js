@@ -1,24 +1,11 @@
-// The console's side panels: settings (styles, reference recording, interface language, API key),
-// the status strip and the embeddings (rerank) panel.
+// The console's side panels: settings (styles, interface language, API key), the status strip and the
+// embeddings (rerank) panel.
 
-import { wavBlob } from "./audio.js";
 import { otherLanguage, setLanguage, t } from "./i18n.js";
 import { SERVICE_NAMES } from "./services.js";
 
 const $ = (id) => document.getElementById(id);
-export const LABELS = { asr: "ASR", llm: "LLM", tts: "TTS", embedding: "Embeddings" };
-const REFERENCE_SECONDS = 5;
-
-let reference = null; // {blob, name, seconds}: prompt_audio for TTS
-let recorder = null; // frames of a reference recording in progress
-
-/** The reference recording for TTS (``prompt_audio``), or null. */
-export const currentReference = () => reference;
-
-/** Hand a microphone frame to a reference recording in progress. */
-export function recordFrame(samples) {
-  if (recorder) recorder.push(samples);
-}
+export const LABELS = { asr: "ASR", llm: "LLM", tts: "TTS", embedding: "Embeddings", agent: "Voice agent" };
 
 /** The TTS styles from /styles into the style menu (the default selected). */
 export async function loadStyles(services, showError) {
@@ -39,50 +26,17 @@ export async function loadStyles(services, showError) {
   }
 }
 
-function showReference() {
-  const stateText = $("reference-state");
-  stateText.textContent = reference ? t("referenceSet", { name: reference.name, seconds: reference.seconds }) : t("noReference");
-}
-
-/** Settings: reference recording (mic or file), interface language, API key button. */
-export function wireSettings({ services, mic, ensureMic, showError, onLanguage }) {
-  showReference();
-  const button = $("record-reference");
-  button.addEventListener("click", async () => {
-    if (recorder || !(await ensureMic())) return;
-    recorder = [];
-    button.textContent = t("recording");
-    setTimeout(() => {
-      const frames = recorder;
-      recorder = null;
-      const samples = new Int16Array(frames.reduce((n, frame) => n + frame.length, 0));
-      let offset = 0;
-      for (const frame of frames) samples.set(frame, (offset += frame.length) - frame.length);
-      reference = { blob: wavBlob(samples, mic.sampleRate), name: "microphone.wav", seconds: REFERENCE_SECONDS };
-      button.textContent = t("recordReference");
-      showReference();
-    }, REFERENCE_SECONDS * 1000);
-  });
-  $("reference-file").addEventListener("change", (event) => {
-    const file = event.target.files[0];
-    reference = file ? { blob: file, name: file.name, seconds: "?" } : null;
-    showReference();
-  });
-  $("clear-reference").addEventListener("click", () => {
-    reference = null;
-    $("reference-file").value = "";
-    showReference();
-  });
+/** Settings: interface language, API key button (``onKey``: after a key was entered). */
+export function wireSettings({ services, showError, onLanguage, onKey }) {
   $("ui-language").addEventListener("click", () => {
     const system = $("system");
     const wasDefault = system.value === t("defaultSystem");
     setLanguage(otherLanguage());
     if (wasDefault) system.value = t("defaultSystem");
-    showReference();
     onLanguage();
   });
   $("key-button").addEventListener("click", async () => {
-    await services().requestKey("");
+    if (await services().requestKey("")) onKey();
     loadStyles(services(), showError);
   });
 }

@@ -1,4 +1,4 @@
-// Talking to the four services: where they are, the API key, errors a person can read, streams.
+// Talking to the services: where they are, the API key, errors a person can read, the voice agent's socket.
 
 const KEY_STORAGE = "suite-api-key";
 export const SERVICE_NAMES = ["asr", "llm", "tts", "embedding"];
@@ -87,16 +87,15 @@ export class Services {
     }
   }
 
-  /** The live transcription WebSocket; the key travels as a subprotocol (browsers cannot set headers). */
-  liveSocket(params) {
-    const url = new URL(`${this.urls.asr}/asr/live`);
+  /** The voice agent's WebSocket (this page's own origin); the key travels as a subprotocol (browsers cannot set headers). */
+  agentSocket() {
+    const url = new URL("v1/realtime", location.href);
     url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
-    for (const [name, value] of Object.entries(params)) if (value) url.searchParams.set(name, value);
     const key = this.key;
-    if (!key) return new WebSocket(url);
-    if (/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/.test(key)) return new WebSocket(url, [`openai-insecure-api-key.${key}`]);
+    if (!key) return new WebSocket(url, ["realtime"]);
+    if (/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/.test(key)) return new WebSocket(url, ["realtime", `openai-insecure-api-key.${key}`]);
     url.searchParams.set("api_key", key); // not a valid subprotocol token: the documented query parameter
-    return new WebSocket(url);
+    return new WebSocket(url, ["realtime"]);
   }
 }
 
@@ -111,23 +110,4 @@ async function errorFrom(service, response) {
     // not JSON: keep the status
   }
   return new ServiceError(service, message, { status: response.status, code });
-}
-
-/** Read an NDJSON response line by line: yields parsed objects. */
-export async function* ndjson(response) {
-  const reader = response.body.getReader();
-  const decoder = new TextDecoder();
-  let buffer = "";
-  for (;;) {
-    const { value, done } = await reader.read();
-    if (done) break;
-    buffer += decoder.decode(value, { stream: true });
-    let newline;
-    while ((newline = buffer.indexOf("\n")) >= 0) {
-      const line = buffer.slice(0, newline).trim();
-      buffer = buffer.slice(newline + 1);
-      if (line) yield JSON.parse(line);
-    }
-  }
-  if (buffer.trim()) yield JSON.parse(buffer);
 }
