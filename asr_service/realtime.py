@@ -40,6 +40,7 @@ class RealtimeAdapter:
         self._awaiting: deque[str] = deque()
         """Items committed at the end of speech whose transcripts are still being decoded, oldest first."""
         self._sent_text = ""
+        self._last_partial = ""
 
     def start(self) -> None:
         """Send ``session.created``."""
@@ -78,7 +79,7 @@ class RealtimeAdapter:
                 self._next_item()
         elif kind == "input_audio_buffer.clear":
             self.session.clear()
-            self._sent_text = ""
+            self._sent_text = self._last_partial = ""
             self._emit("input_audio_buffer.cleared")
         else:
             raise BadRequest(f"unsupported event type {str(kind)[:60]!r}", param="type", code="unknown_event")
@@ -126,7 +127,10 @@ class RealtimeAdapter:
             self._awaiting.append(self._item)
             self._next_item()
         elif "partial_text" in event:
-            text = event["partial_text"]
+            # deltas only add: send what two partials in a row agree on, so a word Whisper revises later
+            # was not sent yet (sending each whole partial, one revision stopped every later delta)
+            text = _agreed(self._last_partial, event["partial_text"])
+            self._last_partial = event["partial_text"]
             if text.startswith(self._sent_text) and len(text) > len(self._sent_text):
                 delta, self._sent_text = text[len(self._sent_text) :], text
                 self._emit(
@@ -154,7 +158,7 @@ class RealtimeAdapter:
 
     def _next_item(self) -> None:
         self._previous_item, self._item = self._item, self._new_item()
-        self._sent_text = ""
+        self._sent_text = self._last_partial = ""
 
     def _new_item(self) -> str:
         return f"item_{self.session.id}_{next(self._items)}"
@@ -175,6 +179,18 @@ class RealtimeAdapter:
 
     def _emit(self, kind: str, **fields: Any) -> None:
         self._send({"type": kind, "event_id": f"event_{next(_event_ids)}", **fields})
+
+
+def _agreed(before: str, now: str) -> str:
+    """The start two partials share, ending at a word boundary (any character, in unspaced scripts)."""
+    size = 0
+    for a, b in zip(before, now, strict=False):
+        if a != b:
+            break
+        size += 1
+    if size == len(now) or " " not in now or (size < len(now) and now[size] == " "):
+        return now[:size]
+    return now[: now.rfind(" ", 0, size) + 1]
 
 
 def _ms(seconds: float) -> int:

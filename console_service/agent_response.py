@@ -16,9 +16,12 @@ import time
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import numpy as np
+
+from common.audio import resample
 from console_service.agent_conversation import Item, Span, new_id
 from console_service.agent_protocol import SAMPLE_RATE
-from core import WAV_HEADER_BYTES, LLMClient, TTSClient, split_ready_clauses
+from core import WAV_HEADER_BYTES, LLMClient, TTSClient, split_ready_clauses, wav_rate
 from core_errors import SuiteError
 
 log = logging.getLogger("suite.agent")
@@ -67,7 +70,7 @@ class Reply:
         self._llm = llm
         self._tts = tts
         self._clauses: queue.Queue[str | None] = queue.Queue()
-        self._speech_error: SuiteError | None = None
+        self._speech_error: Exception | None = None
         self.timings: dict[str, float] = {}
         """When the first token, first clause and first audio came (monotonic seconds)."""
 
@@ -136,33 +139,35 @@ class Reply:
                 continue
             try:
                 self._speak_clause(clause, chunk_bytes)
-            except SuiteError as error:
+            except Exception as error:  # the reply fails with it; the LLM thread ends it
                 self._speech_error = error
 
     def _speak_clause(self, clause: str, chunk_bytes: int) -> None:
-        item = self.item
-        start_ms = item.audio_ms
-        text = f"{' ' if item.text and not _cjk_edge(item.text, clause) else ''}{clause}"
-        if not self._emit("response.output_audio_transcript.delta", delta=text):
-            return
-        item.text = (item.text or "") + text
-        span = Span(clause, start_ms, start_ms)
-        item.spans.append(span)
-        pending = b""
-        header = WAV_HEADER_BYTES
+        pcm = _Pcm()
+        span: Span | None = None
         chunks = self._tts.synthesize_stream(clause, style=self.plan.voice)
         with contextlib.closing(chunks):
             for chunk in chunks:
-                if header:
-                    skipped = min(header, len(chunk))
-                    chunk, header = chunk[skipped:], header - skipped
-                pending += chunk
-                while len(pending) >= chunk_bytes:
-                    if not self._send_audio(span, pending[:chunk_bytes]):
+                pcm.add(chunk)
+                while len(pcm.ready) >= chunk_bytes or (pcm.ready and span is None):
+                    if span is None:  # its words join the reply with its first audio, not before
+                        span = self._begin_clause(clause)
+                        if span is None:
+                            return
+                    piece, pcm.ready = pcm.ready[:chunk_bytes], pcm.ready[chunk_bytes:]
+                    if not self._send_audio(span, piece):
                         return
-                    pending = pending[chunk_bytes:]
-        if pending:
-            self._send_audio(span, pending[: len(pending) // 2 * 2])
+        if pcm.ready and (span := span or self._begin_clause(clause)) is not None:
+            self._send_audio(span, pcm.ready)
+
+    def _begin_clause(self, clause: str) -> Span | None:
+        item = self.item
+        text = f"{' ' if item.text and not _cjk_edge(item.text, clause) else ''}{clause}"
+        if not self._emit("response.output_audio_transcript.delta", delta=text):
+            return None
+        item.text = (item.text or "") + text
+        item.spans.append(Span(clause, item.audio_ms, item.audio_ms))
+        return item.spans[-1]
 
     def _send_audio(self, span: Span, pcm: bytes) -> bool:
         self.timings.setdefault("first audio", time.monotonic())
@@ -171,6 +176,31 @@ class Reply:
 
     def _emit(self, kind: str, **fields: Any) -> bool:
         return self._sink.emit_for(self, kind, item_id=self.item.id, output_index=0, content_index=0, **fields)
+
+
+class _Pcm:
+    """A TTS WAV stream as pcm16 at :data:`SAMPLE_RATE`, whatever rate its header gives."""
+
+    def __init__(self) -> None:
+        self.ready = b""
+        self._head = b""
+        self._rate: int | None = None
+        self._odd = b""
+
+    def add(self, chunk: bytes) -> None:
+        """Take the next bytes of the stream."""
+        if self._rate is None:
+            self._head += chunk
+            if len(self._head) < WAV_HEADER_BYTES:
+                return
+            self._rate, chunk = wav_rate(self._head), self._head[WAV_HEADER_BYTES:]
+        data = self._odd + chunk
+        cut = len(data) // 2 * 2
+        data, self._odd = data[:cut], data[cut:]
+        if self._rate != SAMPLE_RATE and data:
+            samples = resample(np.frombuffer(data, "<i2").astype(np.float32) / 32768, self._rate, SAMPLE_RATE)
+            data = (np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes()
+        self.ready += data
 
 
 def early_clause(buffer: str) -> tuple[list[str], str]:
@@ -190,9 +220,14 @@ def early_clause(buffer: str) -> tuple[list[str], str]:
     return [], buffer
 
 
-def _failure(service: str, error: SuiteError) -> dict[str, Any]:
-    log.warning("reply failed in the %s service: %s", service, error)
-    return {"type": "failed", "error": {"type": "server_error", "code": f"{service}_failed", "message": str(error)}}
+def _failure(service: str, error: Exception) -> dict[str, Any]:
+    if isinstance(error, SuiteError):
+        log.warning("reply failed in the %s service: %s", service, error)
+        message = str(error)
+    else:
+        log.error("reply failed speaking", exc_info=error)
+        message = "the reply failed; see the console's log"
+    return {"type": "failed", "error": {"type": "server_error", "code": f"{service}_failed", "message": message}}
 
 
 def _cjk_edge(before: str, after: str) -> bool:
