@@ -19,9 +19,16 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from common.errors import ApiError, BadRequest
-from console_service.agent_conversation import Conversation, Item, new_id
-from console_service.agent_protocol import AgentConfig, Dialect, apply_update, decode_audio, output_tokens
-from console_service.agent_response import Reply, ReplyPlan
+from console_service.agent_conversation import Conversation, Item, new_id, typed_item
+from console_service.agent_protocol import (
+    AgentConfig,
+    Dialect,
+    apply_update,
+    decode_audio,
+    output_tokens,
+    transcription_update,
+)
+from console_service.agent_response import Reply, ReplyPlan, content_part, response_object
 from console_service.settings import AgentSettings
 from core import LLMClient, TTSClient
 
@@ -161,24 +168,7 @@ class AgentSession:
             self._asr_send({"type": "input_audio_buffer.append", "audio": piece})
 
     def _create_item(self, event: dict[str, Any]) -> None:
-        data = event.get("item")
-        if not isinstance(data, dict) or data.get("type", "message") != "message":
-            raise BadRequest("conversation.item.create needs an `item` of type message", param="item")
-        role = data.get("role")
-        if role not in ("user", "assistant", "system"):
-            raise BadRequest("item.role must be user, assistant or system", param="item.role")
-        content = data.get("content")
-        if not isinstance(content, list) or not content:
-            raise BadRequest("item.content must be a list of text parts", param="item.content")
-        texts = [part.get("text") for part in content if isinstance(part, dict)]
-        if not texts or not all(isinstance(text, str) for text in texts):
-            raise BadRequest(
-                "each content part needs `text` (audio items come from the input buffer)", param="item.content"
-            )
-        item_id = data.get("id") or new_id("item")
-        if not isinstance(item_id, str) or len(item_id) > 64:
-            raise BadRequest("item.id must be a string of at most 64 characters", param="item.id")
-        item = Item(item_id, role, audio=False, text=" ".join(texts))
+        item = typed_item(event.get("item"))
         with self._lock:
             previous = self.conversation.add(item, event.get("previous_item_id"))
             self._item_added(item, previous)
@@ -286,7 +276,7 @@ class AgentSession:
         )
         reply = Reply(self, plan, self._services.llm, self._services.tts)
         self._reply = reply
-        self._emit("response.created", response=self._response_object(reply, "in_progress"))
+        self._emit("response.created", response=response_object(reply, self.id, self.dialect.beta, "in_progress"))
         thread = threading.Thread(target=self._run_reply, args=(reply, config.instructions), name=reply.id, daemon=True)
         self._threads = [t for t in self._threads if t.is_alive()] + [thread]
         thread.start()
@@ -324,7 +314,7 @@ class AgentSession:
                 item_id=reply.item.id,
                 output_index=0,
                 content_index=0,
-                part=self._part(reply),
+                part=content_part(reply),
             )
         reply.run(messages)
 
@@ -355,7 +345,7 @@ class AgentSession:
                     self._emit("response.output_audio_transcript.done", transcript=item.text, **ids)
                 else:
                     self._emit("response.output_text.done", text=item.text, **ids)
-                self._emit("response.content_part.done", part=self._part(reply), **ids)
+                self._emit("response.content_part.done", part=content_part(reply), **ids)
             self._emit("response.output_item.done", response_id=reply.id, output_index=0, item=described)
             self._emit("conversation.item.done", item=described)
         if details and details.get("error"):
@@ -363,30 +353,10 @@ class AgentSession:
         reply.ended.set()
         if self._reply is reply:
             self._reply = None
-        self._emit("response.done", response=self._response_object(reply, status, details, [item] if added else []))
-
-    def _response_object(
-        self, reply: Reply, status: str, details: dict[str, Any] | None = None, output: list[Item] | None = None
-    ) -> dict[str, Any]:
-        usage = reply.usage
-        prompt, completion = usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0)
-        modalities = ["audio"] if reply.plan.audio else ["text"]
-        return {
-            "id": reply.id,
-            "object": "realtime.response",
-            "status": status,
-            "status_details": details,
-            "output": [item.describe(self.dialect.beta) for item in output or []],
-            "conversation_id": self.id,
-            ("modalities" if self.dialect.beta else "output_modalities"): modalities,
-            "max_output_tokens": reply.plan.max_output_tokens,
-            "usage": {"total_tokens": prompt + completion, "input_tokens": prompt, "output_tokens": completion},
-        }
-
-    def _part(self, reply: Reply) -> dict[str, Any]:
-        if reply.plan.audio:
-            return {"type": "audio", "transcript": reply.item.text or ""}
-        return {"type": "text", "text": reply.item.text or ""}
+        self._emit(
+            "response.done",
+            response=response_object(reply, self.id, self.dialect.beta, status, details, [item] if added else []),
+        )
 
     # -- plumbing --
 
@@ -397,20 +367,7 @@ class AgentSession:
             self._emit("conversation.item.done", item=described)
 
     def _configure_asr(self) -> None:
-        turn = self.config.turn_detection
-        self._asr_send(
-            {
-                "type": "session.update",
-                "session": {
-                    "audio": {
-                        "input": {
-                            "transcription": {"language": self.config.language or "auto"},
-                            "turn_detection": turn.describe() if turn else None,
-                        }
-                    }
-                },
-            }
-        )
+        self._asr_send(transcription_update(self.config))
 
     def _asr_send(self, event: dict[str, Any]) -> None:
         assert self._asr is not None

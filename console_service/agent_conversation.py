@@ -175,6 +175,31 @@ class Conversation:
         return [{"role": "system", "content": instructions}, *kept] if instructions else kept
 
 
+def typed_item(data: Any) -> Item:
+    """The item of a ``conversation.item.create``: a message of text parts.
+
+    Raises:
+        BadRequest: not a message, an unknown role, no text parts, or a bad id.
+    """
+    if not isinstance(data, dict) or data.get("type", "message") != "message":
+        raise BadRequest("conversation.item.create needs an `item` of type message", param="item")
+    role = data.get("role")
+    if role not in ("user", "assistant", "system"):
+        raise BadRequest("item.role must be user, assistant or system", param="item.role")
+    content = data.get("content")
+    if not isinstance(content, list) or not content:
+        raise BadRequest("item.content must be a list of text parts", param="item.content")
+    texts = [part.get("text") for part in content if isinstance(part, dict)]
+    if not texts or not all(isinstance(text, str) for text in texts):
+        raise BadRequest(
+            "each content part needs `text` (audio items come from the input buffer)", param="item.content"
+        )
+    item_id = data.get("id") or new_id("item")
+    if not isinstance(item_id, str) or len(item_id) > 64:
+        raise BadRequest("item.id must be a string of at most 64 characters", param="item.id")
+    return Item(item_id, role, audio=False, text=" ".join(texts))
+
+
 def _join(pieces: list[str]) -> str:
     text = ""
     for piece in pieces:

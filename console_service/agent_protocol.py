@@ -158,6 +158,16 @@ def apply_update(config: AgentConfig, update: Any, token_limit: int) -> AgentCon
     return new
 
 
+def transcription_update(config: AgentConfig) -> dict[str, Any]:
+    """The ``session.update`` that gives the ASR's transcription session this language and turn detection."""
+    turn = config.turn_detection.describe() if config.turn_detection else None
+    transcription = {"language": config.language or "auto"}
+    return {
+        "type": "session.update",
+        "session": {"audio": {"input": {"transcription": transcription, "turn_detection": turn}}},
+    }
+
+
 def output_tokens(value: Any, limit: int) -> int:
     """``max_output_tokens``: an integer in [1, limit], or ``"inf"`` (the limit).
 

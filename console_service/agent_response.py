@@ -178,6 +178,37 @@ class Reply:
         return self._sink.emit_for(self, kind, item_id=self.item.id, output_index=0, content_index=0, **fields)
 
 
+def response_object(
+    reply: Reply,
+    conversation_id: str,
+    beta: bool,
+    status: str,
+    details: dict[str, Any] | None = None,
+    output: list[Item] | None = None,
+) -> dict[str, Any]:
+    """The ``response`` object of ``response.created`` and ``response.done``."""
+    usage = reply.usage
+    prompt, completion = usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0)
+    return {
+        "id": reply.id,
+        "object": "realtime.response",
+        "status": status,
+        "status_details": details,
+        "output": [item.describe(beta) for item in output or []],
+        "conversation_id": conversation_id,
+        ("modalities" if beta else "output_modalities"): ["audio"] if reply.plan.audio else ["text"],
+        "max_output_tokens": reply.plan.max_output_tokens,
+        "usage": {"total_tokens": prompt + completion, "input_tokens": prompt, "output_tokens": completion},
+    }
+
+
+def content_part(reply: Reply) -> dict[str, Any]:
+    """The reply's content part as it stands."""
+    if reply.plan.audio:
+        return {"type": "audio", "transcript": reply.item.text or ""}
+    return {"type": "text", "text": reply.item.text or ""}
+
+
 class _Pcm:
     """A TTS WAV stream as pcm16 at :data:`SAMPLE_RATE`, whatever rate its header gives."""
 

@@ -305,3 +305,21 @@ def test_speech_cancels_the_reply_and_the_new_turn_is_answered() -> None:
     assert llm.prompts[-1][-1]["content"].endswith("no wait, second question")
     assert llm.prompts[-1][1]["content"].startswith("first question")
     check_invariants(events)
+
+
+def test_tts_audio_at_another_rate_is_resampled_to_24k() -> None:
+    from console_service.agent_response import _Pcm
+
+    one_second_16k = wav_file(bytes(32000), 16000)
+    pcm = _Pcm()
+    for start in range(0, len(one_second_16k), 1001):  # odd-sized pieces, the header split across two
+        pcm.add(one_second_16k[start : start + 1001])
+    assert abs(len(pcm.ready) - 48000) <= 4
+
+
+def test_transcript_deltas_carry_what_two_partials_agree_on() -> None:
+    from asr_service.realtime import _agreed
+
+    assert _agreed("Please tell me a lot", "Please tell me a lot of things") == "Please tell me a lot"
+    assert _agreed("Please tell me a lot", "Please tell me about it") == "Please tell me "
+    assert _agreed("请介绍一", "请介绍一下长城") == "请介绍一"
