@@ -32,21 +32,23 @@ LINES = {
     "en": {
         "name": "My name is Anna, please remember my name.",
         "ask": "What is my name?",
-        "story": "Tell me a long story about a dragon and a princess.",
+        "story": "Please count from one to one hundred in words.",
         "stop": "Stop please, how are you today?",
         "answer": "anna",
     },
     "zh": {
         "name": "我的名字叫小明，请记住我的名字。",
         "ask": "我叫什么名字？",
-        "story": "请给我讲一个关于龙和公主的长故事。",
+        "story": "请用中文从一数到一百。",
         "stop": "停一下，你今天好吗？",
     },
 }
 BRIEF = (
     "You are a helpful voice assistant. Answer briefly, in one or two short sentences, in the language of the question."
 )
-LONG = "You are a storyteller. Answer in detail, in at least six sentences."
+LONG = "Do exactly what you are asked, in full, separating the items with commas."
+"""With the counting request: a reply long enough (the length limit) to be still in progress when the person
+speaks again, whatever the model makes of it otherwise."""
 
 
 @pytest.fixture(scope="module")
