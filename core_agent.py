@@ -31,8 +31,9 @@ RATE = 24000
 CHUNK_S = 0.1
 _UPSTREAM_CODES = ("llm_failed", "tts_failed", "upstream_closed")
 """Error codes of a service behind the agent failing: :class:`UpstreamFailureError`."""
-_AUDIO_DELTAS = ("response.output_audio.delta", "response.audio.delta")
-_TEXT_DELTAS = (
+AUDIO_DELTAS = ("response.output_audio.delta", "response.audio.delta")
+"""Reply audio events, GA and beta names."""
+TEXT_DELTAS = (
     "response.output_audio_transcript.delta",
     "response.audio_transcript.delta",
     "response.output_text.delta",
@@ -195,16 +196,16 @@ class AgentConversation:
         while True:
             event = self._next(deadline)
             kind = event.get("type", "")
-            if kind not in _AUDIO_DELTAS or not events or events[-1] != kind:
+            if kind not in AUDIO_DELTAS or not events or events[-1] != kind:
                 events.append(kind)
             if kind == "conversation.item.input_audio_transcription.completed" and event.get("transcript"):
                 heard.append(event["transcript"].strip())
             elif kind == "response.created":
                 response_id, reply, audio, first_audio = event["response"]["id"], "", bytearray(), None
-            elif kind in _AUDIO_DELTAS and event.get("response_id") == response_id:
+            elif kind in AUDIO_DELTAS and event.get("response_id") == response_id:
                 audio += base64.b64decode(event["delta"])
                 first_audio = first_audio or time.monotonic()
-            elif kind in _TEXT_DELTAS and event.get("response_id") == response_id:
+            elif kind in TEXT_DELTAS and event.get("response_id") == response_id:
                 reply += event["delta"]
             elif kind == "error":
                 detail = event.get("error") or {}

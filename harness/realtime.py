@@ -18,15 +18,10 @@ import numpy as np
 from openai import AsyncOpenAI
 
 from common.audio import resample
+from core_agent import AUDIO_DELTAS, TEXT_DELTAS
 
 RATE = 24000
 CHUNK_S = 0.1
-TEXT_DELTAS = (
-    "response.output_audio_transcript.delta",
-    "response.audio_transcript.delta",
-    "response.output_text.delta",
-    "response.text.delta",
-)
 
 
 def pcm24(samples: np.ndarray, rate: int) -> bytes:
@@ -90,7 +85,7 @@ class Turn:
             self.after_done.append(kind)
         elif kind == "response.output_item.added" and event.response_id == self.response_id:
             self.item_id = event.item.id
-        elif kind in ("response.output_audio.delta", "response.audio.delta"):
+        elif kind in AUDIO_DELTAS:
             self.audio += base64.b64decode(event.delta)
             self.first_audio_at = self.first_audio_at or now
         elif kind in TEXT_DELTAS:
