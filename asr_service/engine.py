@@ -92,7 +92,8 @@ class AsrEngine(SingleModelEngine[AsrBackend]):
             settings.model_name, capacity=batch, max_waiting=limits.max_waiting, wait_timeout=limits.wait_timeout_s
         )
         self._batching = True
-        self.live.allow_batches(min(batch, settings.live.max_sessions))
+        lanes = int(getattr(self._backend, "workers", 1))
+        self.live.allow_batches(min(batch, settings.live.max_sessions), min(lanes, settings.live.max_sessions))
 
     def _live_lease(self) -> Lease:
         """A batching backend orders live decodes itself (they go first); otherwise they take turns for the model."""

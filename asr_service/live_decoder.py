@@ -1,8 +1,9 @@
-"""One thread per engine that runs every live session's decodes on the shared model, most urgent first.
+"""Threads that run every live session's decodes on the shared model, most urgent first.
 
 With a backend that batches, the finals of several sessions that are ready at the same moment are decoded
 together (their model calls meet in the backend's batch); a partial is always decoded alone, so it never
-holds up a final for longer than one short decode.
+holds up a final for longer than one short decode. A backend with several model replicas gets as many
+decoding threads ("lanes"), so two sessions' decodes run side by side.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ log = logging.getLogger("suite.asr.live")
 
 
 class LiveDecoder:
-    """One thread that runs every live session's decodes on the shared model, most urgent first."""
+    """Threads that run every live session's decodes on the shared model, most urgent first."""
 
     def __init__(self, decode: Decode, limits: LiveLimits, acquire: Callable[[], Any]) -> None:
         self.limits = limits
@@ -36,14 +37,19 @@ class LiveDecoder:
         self._draining = False
         self._batch = 1
         self._helpers: ThreadPoolExecutor | None = None
-        self._thread = threading.Thread(target=self._run, name="live-decoder", daemon=True)
-        self._thread.start()
+        self._threads = [threading.Thread(target=self._run, name="live-decoder", daemon=True)]
+        self._threads[0].start()
 
-    def allow_batches(self, size: int) -> None:
-        """Decode up to ``size`` sessions' finals at once (for a backend that batches concurrent decodes)."""
+    def allow_batches(self, size: int, lanes: int = 1) -> None:
+        """Decode up to ``size`` sessions' finals at once, and ``lanes`` sessions' decodes side by side (for a
+        backend that batches concurrent decodes on ``lanes`` model replicas)."""
         if size > 1 and self._helpers is None:
-            self._helpers = ThreadPoolExecutor(size - 1, thread_name_prefix="live-batch")
+            self._helpers = ThreadPoolExecutor((size - 1) * lanes, thread_name_prefix="live-batch")
             self._batch = size
+        while len(self._threads) < lanes:
+            lane = threading.Thread(target=self._run, name=f"live-decoder-{len(self._threads)}", daemon=True)
+            self._threads.append(lane)
+            lane.start()
 
     def open(self, *, sample_rate: int = RATE, language: str | None = None) -> LiveSession:
         """Start a session.
@@ -67,8 +73,8 @@ class LiveDecoder:
         return len(self._sessions)
 
     def alive(self) -> bool:
-        """Whether the decoding thread runs."""
-        return self._thread.is_alive()
+        """Whether the decoding threads run."""
+        return all(thread.is_alive() for thread in self._threads)
 
     def wake(self) -> None:
         """Tell the threads a session may have work."""

@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/asr_bench.py [--rounds 2]
 
-(a) in-process: stock faster-whisper (Whisper base, int8, the service's beam/VAD settings) on each file;
+(a) in-process: stock faster-whisper (Whisper base, int8, the service's beam/VAD settings and threads per decode);
 (b) the service under gunicorn: POST /asr with the same files;
 ratio b/a of real-time factors (goal >= 0.9). Then, for a ~64 s file, the time to the first
 /asr/stream partial divided by the whole stream's time (goal <= 0.35). WER on LibriVox for both.
@@ -47,8 +47,11 @@ def in_process(files: list[tuple[str, bytes, float, str]], rounds: int) -> tuple
 
     settings = AsrSettings.load()
     options = WhisperOptions.model_validate(settings.options)
+    workers = options.workers if options.batch_size > 1 else 1
+    # the service's threads per decode: a lone request gets as many (one replica's), so the ratio is the service's
+    threads = max(1, settings.cpu_threads // workers)
     model = WhisperModel(
-        str(prepare_bundled_base()), device="cpu", compute_type=options.compute_type, cpu_threads=settings.cpu_threads
+        str(prepare_bundled_base()), device="cpu", compute_type=options.compute_type, cpu_threads=threads
     )
     audio_seconds = wall = 0.0
     references, hypotheses = [], []
@@ -114,7 +117,9 @@ def main() -> int:
         first, total = first_partial(running.url, files[-1][1])
     result = {
         "benchmark": "asr",
-        "compared_with": "stock faster-whisper in-process (same model and beam, its own VAD)",
+        "compared_with": (
+            "stock faster-whisper in-process (same model, beam and threads per decode; its own VAD, 30 s windows)"
+        ),
         "model": "whisper-base int8",
         "cores": os.cpu_count(),
         "in_process_x_realtime": round(a_rtf, 2),

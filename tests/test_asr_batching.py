@@ -115,6 +115,39 @@ def test_one_bad_input_fails_alone_and_the_worker_keeps_serving() -> None:
         model.close()
 
 
+def test_two_workers_answer_every_caller_and_run_side_by_side() -> None:
+    class Counted(TinyWhisper):
+        def __init__(self) -> None:
+            super().__init__(delay_s=0.1)
+            self.running = self.most = 0
+            self.lock = threading.Lock()
+
+        def generate(self, features: Any, prompts: list[list[int]], **kwargs: Any) -> list[float]:
+            with self.lock:
+                self.running += 1
+                self.most = max(self.most, self.running)
+            try:
+                return super().generate(features, prompts, **kwargs)
+            finally:
+                with self.lock:
+                    self.running -= 1
+
+    tiny = Counted()
+    model = BatchedWhisper(tiny, max_batch=2, max_wait_s=0.05, workers=2)
+    try:
+        calls = [
+            registered(model, lambda i=i: (model.encode(row(i)), model.generate(row(i), [[0]], beam_size=1 + i % 3)))
+            for i in range(12)
+        ]
+        results = together(calls)
+        assert [r[1] for r in results] == [[6.0 * i] for i in range(12)]
+        assert sum(size * count for size, count in model.generate_batches.items()) == 12
+        assert tiny.most == 2 and model.alive
+    finally:
+        model.close()
+    assert not model.alive
+
+
 def test_a_lone_caller_does_not_wait_for_a_batch() -> None:
     model = BatchedWhisper(TinyWhisper(delay_s=0), max_batch=8, max_wait_s=5.0)
     try:

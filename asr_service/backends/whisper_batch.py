@@ -1,8 +1,9 @@
-"""One thread owns the CTranslate2 Whisper model; decodes of concurrent requests go to it together.
+"""A few threads own the CTranslate2 Whisper model; decodes of concurrent requests go to it together.
 
 :class:`BatchedWhisper` stands in for ``WhisperModel.model`` (a ``ctranslate2.models.Whisper``), so
 faster-whisper's own decoding loop (windows, temperature fallback, timestamps) and the live fast path
-run unchanged, each in its caller's thread. Every model call is queued to one worker thread:
+run unchanged, each in its caller's thread. Every model call is queued to the workers, one per model
+replica (``WhisperModel(num_workers=...)``), each taking the next call or batch as it frees:
 
 - ``generate`` calls with the same options (and prompt length) that are queued at the same moment run
   as one batch: on 2 cores, 8 beam-5 decodes together cost 0.27 s each against 0.80 s alone;
@@ -78,28 +79,35 @@ def _frozen(value: Any) -> Any:
 class BatchedWhisper:
     """A ``ctranslate2.models.Whisper`` whose calls from many threads run on one worker, batched where it pays."""
 
-    def __init__(self, model: Any, *, max_batch: int = 8, max_wait_s: float = 0.05) -> None:
-        """Start the worker.
+    def __init__(self, model: Any, *, max_batch: int = 8, max_wait_s: float = 0.05, workers: int = 1) -> None:
+        """Start the workers.
 
         Args:
             model: the ``ctranslate2.models.Whisper`` to own.
             max_batch: most ``generate`` calls in one batch.
             max_wait_s: longest wait for a busy caller's ``generate`` to join a batch.
+            workers: calls (or batches) that run at once: the model's replicas (``num_workers``).
         """
-        if max_batch < 1 or max_wait_s < 0:
-            raise ValueError("max_batch must be >= 1 and max_wait_s >= 0")
+        if max_batch < 1 or max_wait_s < 0 or workers < 1:
+            raise ValueError("max_batch and workers must be >= 1, max_wait_s >= 0")
         self._model = model
         self.max_batch = max_batch
+        self.workers = workers
         self.max_wait_s = max_wait_s
         self._pending: list[_Call] = []
         self._cond = threading.Condition()
         self._callers = 0
+        self._running = 0
+        """Calls a worker is running: their callers are busy, but not between two calls."""
         self._closed = False
         self._last_urgent = False
         self.generate_batches: Counter[int] = Counter()
         """How many ``generate`` batches of each size ran (for tests and logs)."""
-        self._thread = threading.Thread(target=self._run, name="whisper-batch", daemon=True)
-        self._thread.start()
+        self._threads = [
+            threading.Thread(target=self._run, name=f"whisper-batch-{n}", daemon=True) for n in range(workers)
+        ]
+        for thread in self._threads:
+            thread.start()
 
     def __getattr__(self, name: str) -> Any:
         # is_multilingual, n_mels, device, ...: plain facts of the model
@@ -107,8 +115,8 @@ class BatchedWhisper:
 
     @property
     def alive(self) -> bool:
-        """Whether the worker runs."""
-        return self._thread.is_alive() and not self._closed
+        """Whether the workers run."""
+        return all(thread.is_alive() for thread in self._threads) and not self._closed
 
     @contextlib.contextmanager
     def caller(self) -> Iterator[None]:
@@ -143,14 +151,15 @@ class BatchedWhisper:
         return self._submit("generate", key, (features, prompts), kwargs)
 
     def close(self) -> None:
-        """Stop the worker; calls still queued fail."""
+        """Stop the workers; calls still queued fail."""
         with self._cond:
             self._closed = True
             pending, self._pending = self._pending, []
             self._cond.notify_all()
         for call in pending:
             call.future.set_exception(RuntimeError("the model is closed"))
-        self._thread.join(5.0)
+        for thread in self._threads:
+            thread.join(5.0)
 
     def _submit(self, method: str, key: tuple[Any, ...] | None, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         call = _Call(method, key, args, kwargs, getattr(_local, "urgent", False))
@@ -163,30 +172,43 @@ class BatchedWhisper:
 
     def _next_group(self) -> list[_Call] | None:
         with self._cond:
-            while not self._pending and not self._closed:
-                self._cond.wait()
-            if self._closed:
-                return None
+            while True:
+                while not self._pending and not self._closed:
+                    self._cond.wait()
+                if self._closed:
+                    return None
+                first = self._first()
+                if first.key is None or self._waited_for_batch(first):
+                    break
+            # a new first may have come while waiting, or another worker took the pending calls
             first = self._first()
-            if first.key is not None:
-                # callers busy between two calls may be about to ask for the same: wait a little for them
-                deadline = time.monotonic() + self.max_wait_s
-                while len(self._pending) < self._callers and not self._closed:
-                    if len(self._compatible(first)) >= self.max_batch:
-                        break
-                    left = deadline - time.monotonic()
-                    if left <= 0:
-                        break
-                    self._cond.wait(left)
-                    first = self._first()
             group = [first]
             if first.key is not None:
                 others = sorted((c for c in self._compatible(first) if c is not first), key=lambda c: c.rank)
                 group += others[: self.max_batch - 1]
             for call in group:
                 self._pending.remove(call)
+            self._running += len(group)
+            if first.method == "generate":
+                self.generate_batches[len(group)] += 1
             self._last_urgent = first.urgent
             return group
+
+    def _waited_for_batch(self, first: _Call) -> bool:
+        """Wait (lock held) up to ``max_wait_s`` for callers busy between two calls, who may be about to ask
+        for the same as ``first``; False when another worker took every pending call meanwhile."""
+        deadline = time.monotonic() + self.max_wait_s
+        while len(self._pending) + self._running < self._callers and not self._closed:
+            if len(self._compatible(first)) >= self.max_batch:
+                break
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            self._cond.wait(left)
+            if not self._pending:
+                return False
+            first = self._first()
+        return bool(self._pending) and not self._closed
 
     def _first(self) -> _Call:
         """The call to serve next: urgent ones first, but after an urgent call a waiting other one gets its turn."""
@@ -203,21 +225,26 @@ class BatchedWhisper:
     def _run(self) -> None:
         while (group := self._next_group()) is not None:
             try:
-                self._resolve(group)
-            except Exception:  # one bad input must not fail its neighbours or stop the worker
-                if len(group) > 1:
-                    log.warning("a batch of %d decodes failed; retrying them one by one", len(group))
-                for call in group:
-                    if call.future.done():
-                        continue
-                    try:
-                        self._resolve([call])
-                    except Exception as exc:
-                        call.future.set_exception(exc)
+                self._run_group(group)
+            finally:
+                with self._cond:
+                    self._running -= len(group)
+
+    def _run_group(self, group: list[_Call]) -> None:
+        try:
+            self._resolve(group)
+        except Exception:  # one bad input must not fail its neighbours or stop the worker
+            if len(group) > 1:
+                log.warning("a batch of %d decodes failed; retrying them one by one", len(group))
+            for call in group:
+                if call.future.done():
+                    continue
+                try:
+                    self._resolve([call])
+                except Exception as exc:
+                    call.future.set_exception(exc)
 
     def _resolve(self, group: list[_Call]) -> None:
-        if group[0].method == "generate":
-            self.generate_batches[len(group)] += 1
         if len(group) == 1:
             call = group[0]
             call.future.set_result(getattr(self._model, call.method)(*call.args, **call.kwargs))
