@@ -8,9 +8,10 @@ Phases run one after another so they never compete for the cores:
 
 1. one stream at a time, interleaved: decode tokens/s and TTFT p50 (goal: service >= 0.97x direct,
    TTFT <= direct + 10 ms);
-2. 4 concurrent streams, ``--rounds`` times, direct and service in turn (the first alternating): aggregate
-   tokens/s over all rounds (goal >= 0.95x direct), none empty, the last first token (goal <= 3x a lone
-   request's TTFT). One run of each swung from 0.80x to 1.18x on a quiet machine;
+2. 4 concurrent streams of answers that run to ``--max-tokens``, ``--rounds`` times, direct and service in
+   turn (the first alternating): aggregate tokens/s over all rounds (goal >= 0.95x direct), none empty, the
+   last first token (goal <= 3x a lone request's TTFT). One run of each, with answers of uneven length,
+   swung from 0.80x to 1.18x on a quiet machine;
 3. 8 and 16 concurrent: aggregate tokens/s, TTFT p50/p95, requests refused with 429 (service only:
    llama-server queues without bound);
 4. turn 5 of a conversation with ~1,500 tokens of history: TTFT vs the same prompt sent cold
@@ -57,6 +58,15 @@ PROMPTS = [
     "Write a SQL query that finds the ten customers with the highest total order value.",
     "Describe how a hash map works and what happens on a collision.",
 ]
+LONG_ANSWERS = [
+    "Write a Python class for a bounded LRU cache with get, put and delete, fully type-hinted, with docstrings.",
+    "Write a Flask application with routes to create, list, update and delete notes stored in SQLite.",
+    "Write a command-line tool in Python that parses an nginx access log and prints requests per endpoint.",
+    "Write pytest tests for a function that merges overlapping intervals, covering every edge case.",
+]
+"""Concurrent streams' prompts: each answer runs to ``--max-tokens``, so every stream is as long and the
+aggregate rate does not swing with how early a short answer stops (with :data:`PROMPTS`, answers of 17 to
+128 tokens made one run of each side differ by up to 40 %)."""
 TOPICS = [
     "a small inventory service written in Python with Flask, SQLite and a background job that re-orders stock",
     "a command-line tool that parses web server logs, counts requests per endpoint and reports slow ones",
@@ -128,7 +138,7 @@ def concurrent(url: str, count: int, max_tokens: int) -> tuple[list[Stream], flo
     def run(index: int) -> None:
         with httpx.Client(base_url=url, timeout=600) as client:
             barrier.wait()
-            results[index] = stream_chat(client, chat_body(PROMPTS[index % len(PROMPTS)], max_tokens))
+            results[index] = stream_chat(client, chat_body(LONG_ANSWERS[index % len(LONG_ANSWERS)], max_tokens))
 
     threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
     for thread in threads:
