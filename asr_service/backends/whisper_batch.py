@@ -5,14 +5,15 @@ faster-whisper's own decoding loop (windows, temperature fallback, timestamps) a
 run unchanged, each in its caller's thread. Every model call is queued to the workers, one per model
 replica (``WhisperModel(num_workers=...)``), each taking the next call or batch as it frees:
 
-- ``generate`` calls with the same options (and prompt length) that are queued at the same moment run
-  as one batch: on 2 cores, 8 beam-5 decodes together cost 0.27 s each against 0.80 s alone;
+- ``generate`` calls with the same options (prompt length and window) that are queued at the same moment
+  run as one batch: on one two-thread replica, 8 beam-5 decodes together cost 0.27 s each against 0.80 s
+  alone;
 - ``encode`` (no gain from batching on CPU: its cost per window stays flat), ``detect_language`` and
-  ``align`` run one at a time, in order, so a live decode can slip in between them;
+  ``align`` run one at a time per worker, in order, so a live decode can slip in between them;
 - calls made under :func:`urgent` (live transcription) go first, taking turns with the others; among
   them a started decode's ``generate`` goes before another's ``encode``.
 
-Before a batch of ``generate`` calls the worker waits at most ``max_wait_s`` for callers that are busy
+Before a batch of ``generate`` calls a worker waits at most ``max_wait_s`` for callers that are busy
 between two calls (see :meth:`BatchedWhisper.caller`); with no other caller it never waits, so a lone
 request is not slower. When a batch fails, its calls are retried one by one, so only the bad one fails.
 """
@@ -77,7 +78,7 @@ def _frozen(value: Any) -> Any:
 
 
 class BatchedWhisper:
-    """A ``ctranslate2.models.Whisper`` whose calls from many threads run on one worker, batched where it pays."""
+    """A ``ctranslate2.models.Whisper`` whose calls from many threads run on its workers, batched where it pays."""
 
     def __init__(self, model: Any, *, max_batch: int = 8, max_wait_s: float = 0.05, workers: int = 1) -> None:
         """Start the workers.
