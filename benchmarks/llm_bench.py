@@ -10,10 +10,10 @@ Phases run one after another so they never compete for the cores:
    TTFT <= direct + 10 ms);
 2. 4 concurrent streams of answers that run to ``--max-tokens``, ``--rounds`` times, direct and service in
    turn (the first alternating), their prompts cached on both sides first: aggregate tokens/s over all
-   rounds (goal >= 0.95x direct), none empty; and once, on the service, 4 streams of phase 1's questions:
-   the last first token (goal <= 3x a lone request's TTFT in phase 1; llama-server itself gives the last
-   of 4 code requests its first token 4x later than a lone one). One run of each, with answers of uneven length,
-   swung from 0.80x to 1.18x on a quiet machine;
+   rounds (goal >= 0.95x direct), none empty. With phase 1's questions, whose answers stop anywhere from 17
+   to 128 tokens, one run of each side swung from 0.80x to 1.23x on a quiet machine. Then, once on the
+   service, 4 streams of phase 1's questions: the last first token (goal <= 3x a lone request's TTFT in
+   phase 1; for 4 code requests llama-server alone gives the last its first token 4-6x later);
 3. 8 and 16 concurrent: aggregate tokens/s, TTFT p50/p95, requests refused with 429 (service only:
    llama-server queues without bound);
 4. turn 5 of a conversation with ~1,500 tokens of history: TTFT vs the same prompt sent cold
