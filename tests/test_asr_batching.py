@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 from asr_service.backends.whisper_batch import BatchedWhisper, EncodeMemo, urgent
+from asr_service.backends.whisper_window import WindowedEncoder, encoder_window
 from asr_service.engine import AsrEngine
 from common.audio import AudioError
 from harness.launch import launch
@@ -198,6 +199,29 @@ def test_the_encode_memo_answers_the_same_features_once_only() -> None:
     memo.encode(row(1))  # pushed out by two newer windows
     assert tiny.encodes == 5 and memo.hits == 1
     assert memo.detect_language(row(1)) == "en"  # everything else goes to the model
+
+
+def test_a_short_piece_is_encoded_in_a_short_window_and_only_padding_is_cut() -> None:
+    class Shapes(TinyWhisper):
+        def __init__(self) -> None:
+            super().__init__()
+            self.frames: list[int] = []
+
+        def encode(self, features: Any, to_cpu: bool = False) -> np.ndarray:
+            self.frames.append(np.asarray(features).shape[-1])
+            return super().encode(features, to_cpu)
+
+    shapes = Shapes()
+    model = WindowedEncoder(shapes)
+    padded = np.zeros((1, 80, 3000), dtype=np.float32)
+    padded[..., :400] = 1.0  # 4 s of speech, then faster-whisper's padding
+    with encoder_window(4.0):
+        out = model.encode(padded)
+    with encoder_window(28.6):  # too long for a shorter window
+        model.encode(padded)
+    model.encode(padded)  # no window set: as faster-whisper asked
+    assert shapes.frames == [1000, 3000, 3000]  # 4 s + 1.5 s, in 5 s steps: 10 s
+    assert np.array_equal(np.asarray(out)[..., :400], padded[..., :400] * 2)
 
 
 # -- the real model --
