@@ -47,9 +47,8 @@ def in_process(files: list[tuple[str, bytes, float, str]], rounds: int) -> tuple
 
     settings = AsrSettings.load()
     options = WhisperOptions.model_validate(settings.options)
-    workers = options.workers if options.batch_size > 1 else 1
     # the service's threads per decode: a lone request gets as many (one replica's), so the ratio is the service's
-    threads = max(1, settings.cpu_threads // workers)
+    threads = options.threads_per_decode(settings.cpu_threads)
     model = WhisperModel(
         str(prepare_bundled_base()), device="cpu", compute_type=options.compute_type, cpu_threads=threads
     )

@@ -5,9 +5,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -20,6 +20,7 @@ from common.bundled import assemble, cache_dir, package_dir, resolve_model_path
 from common.errors import BadRequest
 
 log = logging.getLogger("suite.asr.whisper")
+T = TypeVar("T")
 
 SAMPLE_RATE = 16000
 BUNDLED_BASE = "bundled:whisper-base"
@@ -68,6 +69,15 @@ class WhisperOptions(BaseModel):
     request: Whisper base's decoder steps are too small to share between threads. Only with batching
     (``batch_size`` > 1); otherwise one decode at a time on all ``cpu_threads``."""
 
+    @property
+    def replicas(self) -> int:
+        """Model replicas: ``workers`` with batching, else 1."""
+        return self.workers if self.batch_size > 1 else 1
+
+    def threads_per_decode(self, cpu_threads: int) -> int:
+        """CTranslate2 threads of each replica."""
+        return max(1, cpu_threads // self.replicas)
+
 
 def prepare_bundled_base() -> Path:
     """Assemble Whisper base from its two packages into the model cache (once; checksummed)."""
@@ -80,6 +90,21 @@ def prepare_bundled_base() -> Path:
             shutil.copyfile(first / name, target_dir / name)
     assemble([first / "model.bin.part1", second / "model.bin.part2"], target_dir / "model.bin", BASE_SHA256)
     return target_dir
+
+
+def each_within(items: Iterator[T], context: Callable[[], contextlib.AbstractContextManager[Any]]) -> Iterator[T]:
+    """The items of a lazy iterator, each one produced inside a fresh ``context()``; closes it when done."""
+    try:
+        while True:
+            with context():
+                item = next(items, None)
+            if item is None:
+                return
+            yield item
+    finally:
+        close = getattr(items, "close", None)
+        if close is not None:
+            close()
 
 
 def speech_pieces(samples: np.ndarray, first_piece_s: float, piece_s: float) -> list[tuple[int, int]]:
@@ -123,12 +148,12 @@ class WhisperBackend:
             model_dir = prepare_bundled_base()
         else:
             model_dir = resolve_model_path(self.options.model_dir)
-        workers = self.options.workers if self.options.batch_size > 1 else 1
+        workers = self.options.replicas
         self._model = WhisperModel(
             str(model_dir),
             device=self.options.device,
             compute_type=self.options.compute_type,
-            cpu_threads=max(1, cpu_threads // workers),
+            cpu_threads=self.options.threads_per_decode(cpu_threads),
             num_workers=workers,
             local_files_only=True,
         )
@@ -186,17 +211,7 @@ class WhisperBackend:
             yield
 
     def _lazily(self, segments: Iterator[Segment], params: TranscriptionParams) -> Iterator[Segment]:
-        try:
-            while True:
-                with self._decoding(params):
-                    segment = next(segments, None)
-                if segment is None:
-                    return
-                yield segment
-        finally:
-            close = getattr(segments, "close", None)
-            if close is not None:
-                close()
+        return each_within(segments, lambda: self._decoding(params))
 
     def _transcribe(self, samples: np.ndarray, params: TranscriptionParams) -> tuple[TranscriptInfo, Iterator[Segment]]:
         if params.language is not None and params.language not in self._model.supported_languages:
@@ -259,7 +274,8 @@ class WhisperBackend:
         index = 0
         for start, end in pieces:
             segments, _ = self._model.transcribe(samples[start:end], language=language, vad_filter=False, **kwargs)
-            windowed = self._windowed(segments, self._window(start, end))
+            duration = self._window(start, end)
+            windowed = each_within(segments, lambda duration=duration: encoder_window(duration))
             for segment in self._segments(windowed, convert, offset=start / SAMPLE_RATE, first_id=index):
                 index += 1
                 yield segment
@@ -267,16 +283,6 @@ class WhisperBackend:
     def _window(self, start: int, end: int) -> float | None:
         """The audio length the encoder's window must hold for the piece ``start:end`` (None: 30 s)."""
         return (end - start) / SAMPLE_RATE if self.options.short_windows else None
-
-    @staticmethod
-    def _windowed(segments: Iterator[Any], duration: float | None) -> Iterator[Any]:
-        """faster-whisper's lazy segments, each decoded with the encoder's window for ``duration`` s."""
-        while True:
-            with encoder_window(duration):
-                segment = next(segments, None)
-            if segment is None:
-                return
-            yield segment
 
     @staticmethod
     def _segments(segments: Iterator[Any], convert: Any, offset: float = 0.0, first_id: int = 0) -> Iterator[Segment]:

@@ -179,10 +179,11 @@ class BatchedWhisper:
                 if self._closed:
                     return None
                 first = self._first()
-                if first.key is None or self._waited_for_batch(first):
+                if first.key is None:
                     break
-            # a new first may have come while waiting, or another worker took the pending calls
-            first = self._first()
+                if self._waited_for_batch(first):
+                    first = self._first()  # a more urgent call may have come while waiting
+                    break
             group = [first]
             if first.key is not None:
                 others = sorted((c for c in self._compatible(first) if c is not first), key=lambda c: c.rank)

@@ -47,9 +47,11 @@ class WindowedEncoder:
     def encode(self, features: Any, to_cpu: bool = False) -> Any:
         """The encoder's output for ``features``, cut to this thread's window if one is set."""
         frames = getattr(_local, "frames", None)
-        if frames is not None and np.asarray(features).shape[-1] > frames:
+        if frames is None:
+            return self._model.encode(features, to_cpu=to_cpu)
+        array = np.asarray(features)
+        if array.shape[-1] > frames:
             import ctranslate2
 
-            cut = np.ascontiguousarray(np.asarray(features)[..., :frames])
-            features = ctranslate2.StorageView.from_array(cut)
+            features = ctranslate2.StorageView.from_array(np.ascontiguousarray(array[..., :frames]))
         return self._model.encode(features, to_cpu=to_cpu)
