@@ -9,14 +9,16 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import numpy as np
 import pytest
+from faster_whisper.transcribe import Segment as WhisperSegment
 
+from asr_service.backends import whisper_window
 from asr_service.backends.whisper_batch import BatchedWhisper, EncodeMemo, urgent
 from asr_service.backends.whisper_window import WindowedEncoder, encoder_window
 from asr_service.engine import AsrEngine
@@ -222,6 +224,39 @@ def test_a_short_piece_is_encoded_in_a_short_window_and_only_padding_is_cut() ->
     model.encode(padded)  # no window set: as faster-whisper asked
     assert shapes.frames == [1000, 3000, 3000]  # 4 s + 1.5 s, in 5 s steps: 10 s
     assert np.array_equal(np.asarray(out)[..., :400], padded[..., :400] * 2)
+
+
+def test_a_piece_that_loops_in_a_short_window_is_decoded_again_in_the_full_one(
+    asr_engine: AsrEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    windows: list[int | None] = []
+
+    class LoopsInShortWindows:
+        """Says a piece's sentence twice when its window is short, as Whisper sometimes does."""
+
+        def __init__(self, sentence: str) -> None:
+            self.sentence = sentence
+
+        def transcribe(self, audio: np.ndarray, **kwargs: Any) -> tuple[Iterator[Any], None]:
+            def segments() -> Iterator[Any]:
+                frames = getattr(whisper_window._local, "frames", None)
+                windows.append(frames)
+                text = self.sentence * (2 if frames is not None and "tide" in self.sentence else 1)
+                yield WhisperSegment(0, 0, 0.0, 4.0, text, [1], -0.1, 1.0, 0.0, None, 0.0)
+
+            return segments(), None
+
+    backend = asr_engine._backend
+    four_seconds = [(0, 4 * 16000)]
+    texts = {}
+    for sentence in (" the tide came in over the sand", " a quiet morning"):
+        monkeypatch.setattr(backend, "_model", LoopsInShortWindows(sentence))
+        texts[sentence] = [seg.text for seg in backend._pieces(np.zeros(4 * 16000), four_seconds, "en", {}, None)]
+    assert texts == {
+        " the tide came in over the sand": [" the tide came in over the sand"],
+        " a quiet morning": [" a quiet morning"],
+    }
+    assert windows == [1000, None, 1000]  # the loop decoded again in 30 s; the other piece once
 
 
 # -- the real model --

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from asr_service.backends import Segment, TranscriptInfo, TranscriptionParams, Word
 from asr_service.backends.whisper_batch import BatchedWhisper, EncodeMemo, urgent
-from asr_service.backends.whisper_utterance import decode_utterance
+from asr_service.backends.whisper_utterance import decode_utterance, repeats
 from asr_service.backends.whisper_window import WindowedEncoder, encoder_window
 from common.bundled import assemble, cache_dir, package_dir, resolve_model_path
 from common.errors import BadRequest
@@ -58,11 +58,12 @@ class WhisperOptions(BaseModel):
     batch. 1: one request at a time, as without batching."""
     batch_wait_s: float = Field(default=0.05, ge=0, le=1)
     """Longest wait for a busy request's decode to join a batch (never waited for a lone request)."""
-    short_windows: bool = False
+    short_windows: bool = True
     """With VAD, a piece shorter than Whisper's 30 s window is encoded in a window of its length plus at
-    least 1.5 s (5 s steps) instead of padded to 30 s: a 5 s clip decodes about 4x faster, with the same
-    WER on our 37 test clips, but one of our TTS's sentences lost two words. Off (the default): every
-    window is 30 s, as in stock faster-whisper."""
+    least 1.5 s (5 s steps) instead of padded to 30 s, as live decodes are: 3.7x faster on 228 clips of our
+    TTS, English WER 0.063 against 0.061, Chinese CER 0.037 against 0.032. A piece whose text loops
+    in the short window is decoded again in the full one. False: every window is 30 s, as in stock
+    faster-whisper."""
     workers: int = Field(default=2, ge=1, le=16)
     """Decodes (or batches) that run at once, each on its own CTranslate2 replica with ``cpu_threads /
     workers`` threads. On 2 cores two replicas of one thread each beat one of two threads even for a lone
@@ -273,12 +274,24 @@ class WhisperBackend:
         """Decode speech piece by piece, so each piece's segments are out before the next is decoded."""
         index = 0
         for start, end in pieces:
-            segments, _ = self._model.transcribe(samples[start:end], language=language, vad_filter=False, **kwargs)
+            piece = samples[start:end]
             duration = self._window(start, end)
-            windowed = each_within(segments, lambda duration=duration: encoder_window(duration))
-            for segment in self._segments(windowed, convert, offset=start / SAMPLE_RATE, first_id=index):
+            segments = self._decode_piece(piece, language, kwargs, duration)
+            if duration is not None:
+                # a short window's piece is one window, whose segments faster-whisper gives out together anyway
+                decoded = list(segments)
+                looped = repeats(" ".join(segment.text for segment in decoded))
+                segments = self._decode_piece(piece, language, kwargs, None) if looped else iter(decoded)
+            for segment in self._segments(segments, convert, offset=start / SAMPLE_RATE, first_id=index):
                 index += 1
                 yield segment
+
+    def _decode_piece(
+        self, piece: np.ndarray, language: str | None, kwargs: dict[str, Any], duration: float | None
+    ) -> Iterator[Any]:
+        """faster-whisper's segments of one piece, encoded in the window for ``duration`` (None: 30 s)."""
+        segments, _ = self._model.transcribe(piece, language=language, vad_filter=False, **kwargs)
+        return each_within(segments, lambda: encoder_window(duration))
 
     def _window(self, start: int, end: int) -> float | None:
         """The audio length the encoder's window must hold for the piece ``start:end`` (None: 30 s)."""
