@@ -54,16 +54,21 @@ def test_a_spoken_conversation_of_two_turns(
         with suite.agent(instructions=INSTRUCTIONS, language="en", temperature=0) as talk:
             first = talk.say(questions[CAPITAL])
             second = talk.say(questions[FAMOUS], speed=0)  # as fast as it goes
-        assert word_error_rate(CAPITAL, first.heard) <= 0.15, first.heard
-        assert word_error_rate(FAMOUS, second.heard) <= 0.15, second.heard
+        # one word of the six may be misheard ("the capital of friends"); the ASR's accuracy is benchmarked
+        assert word_error_rate(CAPITAL, first.heard) <= 0.2, first.heard
+        assert word_error_rate(FAMOUS, second.heard) <= 0.2, second.heard
         assert "paris" in first.reply.lower(), first.reply
         assert any(word in second.reply.lower() for word in ("paris", "eiffel", "louvre", "france")), second.reply
-        for reply in (first, second):
+        for reply, other in ((first, second), (second, first)):
             assert reply.status == "completed"
             assert reply.first_audio_s is not None and 0 < reply.first_audio_s < reply.done_s
             samples, rate = parse_wav(reply.audio)
             assert rate == RATE and len(samples) > RATE // 2
-            assert word_error_rate(reply.reply, suite.asr.transcribe(reply.audio, language="en")) <= 0.3
+            # Whisper base hears our TTS's names unevenly ("the capital of Francis Paris"): up to WER 0.5 on
+            # 180 English clips. Audio that lost half the reply, or spoke the other turn's, fails one of these.
+            round_trip = suite.asr.transcribe(reply.audio, language="en")
+            assert word_error_rate(reply.reply, round_trip) <= 0.5, round_trip
+            assert word_error_rate(reply.reply, round_trip) < word_error_rate(other.reply, round_trip), round_trip
             assert reply.events.index("response.created") < reply.events.index("response.done")
 
 
