@@ -278,7 +278,7 @@ class WhisperBackend:
             duration = self._window(start, end)
             segments = self._decode_piece(piece, language, kwargs, duration)
             if duration is not None:
-                # a short window's piece is one window, whose segments faster-whisper gives out together anyway
+                # a short piece is mostly one window, whose segments faster-whisper gives out together anyway
                 decoded = list(segments)
                 looped = repeats(" ".join(segment.text for segment in decoded))
                 segments = self._decode_piece(piece, language, kwargs, None) if looped else iter(decoded)
