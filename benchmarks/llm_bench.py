@@ -9,7 +9,7 @@ Phases run one after another so they never compete for the cores:
 1. one stream at a time, interleaved prompt by prompt (who goes first alternating by round), the prompts
    sent to both sides first: decode tokens/s (goal: service >= 0.97x direct) and the median of each
    prompt's service TTFT minus its direct TTFT (goal <= 10 ms). The difference of the two sides' medians
-   moved from -17 to +36 ms between runs, as both sides' first tokens ranged over 150-210 ms;
+   moved from -17 to +36 ms between runs, while each side's median ranged over 150-210 ms;
 2. 4 concurrent streams of answers that run to ``--max-tokens``, ``--rounds`` times, direct and service in
    turn (the first alternating), their prompts cached on both sides first: aggregate tokens/s over all
    rounds (goal >= 0.95x direct), none empty. With phase 1's questions, whose answers stop anywhere from 17
