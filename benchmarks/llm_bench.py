@@ -130,8 +130,13 @@ def chat_body(prompt: str | list[dict[str, Any]], max_tokens: int, **extra: Any)
 
 
 def single(url: str, max_tokens: int, prompts: list[str]) -> list[Stream]:
-    with httpx.Client(base_url=url, timeout=300) as client:
-        return [stream_chat(client, chat_body(p, max_tokens)) for p in prompts]
+    """Each prompt streamed on its own connection: llama-server drops a kept-alive one after a stream that
+    ``max_tokens`` stopped, so the next request on it would fail."""
+    streams = []
+    for prompt in prompts:
+        with httpx.Client(base_url=url, timeout=300) as client:
+            streams.append(stream_chat(client, chat_body(prompt, max_tokens)))
+    return streams
 
 
 def concurrent(url: str, count: int, max_tokens: int, prompts: list[str] = LONG_ANSWERS) -> tuple[list[Stream], float]:
@@ -278,8 +283,7 @@ def main() -> int:
     ):
         targets = {"direct": direct, "service": service.url}
         for url in targets.values():  # every prompt cached on both sides, so TTFT measures the proxy
-            for prompt in PROMPTS:  # a client each: llama-server drops a kept-alive connection after a stream
-                single(url, 4, [prompt])
+            single(url, 4, PROMPTS)
         ones: dict[str, list[Stream]] = {"direct": [], "service": []}
         progress("one stream at a time")
         for round_index in range(args.rounds):  # interleaved prompt by prompt, so drift hits both alike
@@ -302,8 +306,7 @@ def main() -> int:
         first_tokens = summarise_concurrent(*concurrent(service.url, 4, args.max_tokens, PROMPTS))
         result["concurrent_4_short_questions_service"] = first_tokens
         for url in targets.values():  # the concurrent runs find their prompts cached on both sides alike
-            for prompt in LONG_ANSWERS:  # a client each: llama-server drops a kept-alive connection after a stream
-                single(url, 2, [prompt])
+            single(url, 2, LONG_ANSWERS)
         for count in (4, 8, 16):
             progress(f"{count} concurrent streams")
             runs: dict[str, list[tuple[list[Stream], float]]] = {name: [] for name in targets}
